@@ -1,0 +1,65 @@
+"""Placing scan points on the grid by their positions, shared by all readers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from ..errors import FormatError
+
+
+def place_cells(x, y, xstep, ystep, ncols, nrows, path, line_of=None):
+    """Flat indices ``row * ncols + col`` of points at positions ``(x, y)``.
+
+    Positions are relative to the smallest X and Y present. Raises :class:`FormatError` naming the
+    first offending point when a position is off the grid, outside the declared size, or repeated.
+    ``line_of(i)`` gives the file line of point ``i`` for the message.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    fc = (x - x.min()) / xstep
+    fr = (y - y.min()) / ystep
+    col = np.rint(fc).astype(np.int64)
+    row = np.rint(fr).astype(np.int64)
+    where = lambda i: None if line_of is None else line_of(int(i))  # noqa: E731
+    off = (np.abs(fc - col) > 0.1) | (np.abs(fr - row) > 0.1)
+    if off.any():
+        i = np.flatnonzero(off)[0]
+        raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} is not on the declared "
+                          f"{xstep:g} x {ystep:g} grid (is it a hexagonal grid?)", line=where(i))
+    out = (col >= ncols) | (row >= nrows)
+    if out.any():
+        i = np.flatnonzero(out)[0]
+        raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} lies outside the declared "
+                          f"{ncols} x {nrows} cells", line=where(i))
+    flat = row * ncols + col
+    counts = np.bincount(flat, minlength=ncols * nrows)
+    if (counts > 1).any():
+        cell = int(np.flatnonzero(counts > 1)[0])
+        i = np.flatnonzero(flat == cell)[1]
+        raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} appears twice; positions do "
+                          f"not form the declared grid", line=where(i))
+    return flat
+
+
+def atomic_write_bytes(path, chunks) -> None:
+    """Write an iterable of byte strings to ``path`` through a temporary file and a rename, so a
+    reader never sees a half-written file and a killed job leaves the old file intact."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for c in chunks:
+                fh.write(c)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,121 @@
+"""Histograms with the paper's bin rules and the 8×1024 conditioning tensor.
+
+Bin rules (numpy's implementations): Rice for size and perimeter; Doane for disorientation,
+coordination and the three Euler angles; square root for the inertia ratio.
+
+Conditioning tensor. Each metric has a fixed value axis ``[lo, hi]`` (:data:`METRIC_AXES`) sampled at
+1024 points, the centres ``v_j = lo + (j + ½)·(hi − lo)/1024``. Row k of ``C`` is the metric's histogram
+density evaluated at those points, times ``hi − lo``, so that a row averages 1 over its axis and the same
+column means the same physical value in every map. Values outside the axis are clipped onto its ends.
+The mapping is invertible: ``density(v_j) = C[k, j] / (hi − lo)``
+(:func:`distributions_from_tensor`), and a distribution given in physical units becomes a row through
+:func:`tensor_from_distributions`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .table import METRIC_NAMES, GrainTable
+
+AXIS_POINTS = 1024
+
+METRIC_AXES = {
+    "size": (0.0, 256.0),          # equivalent circle diameter, cells
+    "perimeter": (0.0, 2048.0),    # cell edges
+    "inertia_ratio": (1.0, 33.0),  # dimensionless
+    "coordination": (0.0, 40.0),   # neighbours
+    "disorientation": (0.0, 63.0), # degrees
+    "phi1": (0.0, 360.0),          # degrees
+    "Phi": (0.0, 90.0),            # degrees (cubic Euler region)
+    "phi2": (0.0, 90.0),           # degrees (cubic Euler region)
+}
+"""Fixed value axis of each metric in the conditioning tensor, in the metric's physical unit."""
+
+BIN_RULES = {"size": "rice", "perimeter": "rice", "inertia_ratio": "sqrt", "coordination": "doane",
+             "disorientation": "doane", "phi1": "doane", "Phi": "doane", "phi2": "doane"}
+
+
+def axis_values(name: str) -> np.ndarray:
+    """The 1024 values of a metric's axis."""
+    lo, hi = METRIC_AXES[name]
+    return lo + (np.arange(AXIS_POINTS) + 0.5) * (hi - lo) / AXIS_POINTS
+
+
+def histogram(values: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, density) of ``values`` by a numpy bin rule; a single bin for constant data."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.array([0.0, 1.0]), np.array([0.0])
+    if v.min() == v.max():
+        edges = np.array([v.min() - 0.5, v.max() + 0.5])
+    else:
+        edges = np.histogram_bin_edges(v, bins=rule)
+    dens, edges = np.histogram(v, bins=edges, density=True)
+    return edges, dens
+
+
+def distributions(table: GrainTable, exclude_border: bool = False) -> dict:
+    """``{name: (edges, density)}`` for the eight metrics, plus ``size_area_weighted``: for the
+    size bins, the fraction of the mapped area covered by grains of that size (paper Fig. 16)."""
+    out = {}
+    for name in METRIC_NAMES:
+        out[name] = histogram(table.values(name, exclude_border), BIN_RULES[name])
+    edges = out["size"][0]
+    size = table.values("size", exclude_border)
+    area = table.area[~table.border] if exclude_border else table.area
+    frac, _ = np.histogram(size, bins=edges, weights=area.astype(np.float64))
+    total = area.sum()
+    out["size_area_weighted"] = (edges, frac / total if total else frac)
+    return out
+
+
+def _axis_row(name: str, edges, density) -> np.ndarray:
+    """A histogram's probability mass re-binned onto the metric's axis cells, as density × range."""
+    lo, hi = METRIC_AXES[name]
+    edges = np.asarray(edges, dtype=np.float64)
+    mass = np.asarray(density, dtype=np.float64) * np.diff(edges)
+    cum = np.concatenate([[0.0], np.cumsum(mass)])
+    total = cum[-1]
+    if not total > 0:
+        return np.zeros(AXIS_POINTS)
+    cdf = np.interp(np.linspace(lo, hi, AXIS_POINTS + 1), edges, cum, left=0.0, right=total)
+    cell = np.diff(cdf)
+    cell[0] += cdf[0]             # mass below the axis goes to its first cell
+    cell[-1] += total - cdf[-1]   # and mass above it to the last
+    return cell / total * AXIS_POINTS  # a row averages 1 over its axis
+
+
+def tensor_from_distributions(dists: dict, names=METRIC_NAMES) -> np.ndarray:
+    """Rows of the conditioning tensor from ``{name: (edges, density)}`` in physical units.
+
+    Metrics missing from ``dists`` give ``NaN`` rows (the model's null token stands for them).
+    """
+    C = np.full((len(names), AXIS_POINTS), np.nan, dtype=np.float64)
+    for k, name in enumerate(names):
+        if dists.get(name) is not None:
+            C[k] = _axis_row(name, *dists[name])
+    return C
+
+
+def conditioning_tensor(table_or_dists, exclude_border: bool = False) -> np.ndarray:
+    """The 8×1024 float32 conditioning tensor of a :class:`GrainTable` (or of distributions)."""
+    d = table_or_dists if isinstance(table_or_dists, dict) else distributions(table_or_dists, exclude_border)
+    return tensor_from_distributions(d).astype(np.float32)
+
+
+def distributions_from_tensor(C: np.ndarray, names=METRIC_NAMES) -> dict:
+    """Inverse of :func:`tensor_from_distributions`: ``{name: (axis_values, density)}``."""
+    out = {}
+    for k, name in enumerate(names):
+        lo, hi = METRIC_AXES[name]
+        if not np.all(np.isfinite(C[k])):
+            continue
+        out[name] = (axis_values(name), np.asarray(C[k], dtype=np.float64) / (hi - lo))
+    return out
+
+
+def metric_axes() -> dict:
+    """``{name: (lo, hi)}`` value axes of the conditioning tensor."""
+    return dict(METRIC_AXES)

@@ -1,0 +1,197 @@
+"""Grain reconstruction, cleaning and the eight metrics against analytic answers."""
+
+import numpy as np
+import pytest
+
+from infinityebsd import EBSDMap
+from infinityebsd.crystal import (
+    SIGMA3, axis_angle_to_quat, disorientation_angle, euler_to_quat, mackenzie_density, qmul,
+    quat_to_euler, random_quat,
+)
+from infinityebsd.grains import clean, clean_with_grains, reconstruct
+from infinityebsd.metrics import (
+    METRIC_AXES, METRIC_NAMES, axis_values, conditioning_tensor, distributions, distributions_from_tensor,
+    grain_table, metrics_of, tensor_from_distributions,
+)
+
+from conftest import block_labels, real
+
+
+def map_from_labels(labels, quats):
+    return EBSDMap.from_euler(quat_to_euler(quats[labels]))
+
+
+def well_separated_quats(n, rng, min_deg=15.0):
+    """Random orientations, redrawn until no pair is within ``min_deg`` or Σ3-related."""
+    from infinityebsd.crystal import is_sigma3
+
+    q = random_quat(n, rng)
+    for _ in range(200):
+        d = np.rad2deg(disorientation_angle(q[:, None], q[None, :]))
+        tw = is_sigma3(q[:, None], q[None, :])
+        np.fill_diagonal(d, 90)
+        np.fill_diagonal(tw, False)
+        bad = np.flatnonzero(((d < min_deg) | tw).any(axis=1))
+        if not len(bad):
+            return q
+        q[bad[0]] = random_quat(1, rng)[0]
+    raise AssertionError("could not separate orientations")
+
+
+def test_square_tiling_metrics(rng):
+    labels = block_labels(128, 128, 32, 32)
+    q = well_separated_quats(16, rng)
+    t = grain_table(labels, q)
+    assert t.n == 16
+    np.testing.assert_array_equal(t.area, 1024)
+    np.testing.assert_allclose(t.size, 2 * np.sqrt(1024 / np.pi))
+    assert t.size[0] == pytest.approx(36.11, abs=0.005)
+    np.testing.assert_array_equal(t.perimeter, 128)
+    np.testing.assert_allclose(t.inertia_ratio, 1.0)
+    expected = np.array([[2, 3, 3, 2], [3, 4, 4, 3], [3, 4, 4, 3], [2, 3, 3, 2]]).ravel()
+    np.testing.assert_array_equal(t.coordination, expected)
+    assert len(t.pairs) == 24 and (t.length == 32).all()
+    np.testing.assert_array_equal(t.border, expected < 4)
+    # the same grains found by reconstruction of the map
+    g = reconstruct(map_from_labels(labels, q))
+    assert g.n == 16
+    np.testing.assert_allclose(np.rad2deg(disorientation_angle(g.quat, q[np.unique(labels)])), 0, atol=1e-5)
+
+
+@pytest.mark.parametrize("h, w", [(64, 16), (16, 64), (30, 10), (8, 40)])
+def test_rectangle_inertia_ratio_is_exact(h, w):
+    labels = np.ones((100, 100), int)
+    labels[10:10 + h, 20:20 + w] = 0
+    t = grain_table(labels, random_quat(2, 0))
+    assert t.inertia_ratio[0] == pytest.approx((max(h, w) / min(h, w)) ** 2, rel=1e-12)
+    assert t.perimeter[0] == 2 * (h + w)
+
+
+def test_disorientation_metric_matches_pairs(rng):
+    labels = block_labels(64, 64, 32, 32)
+    q = well_separated_quats(4, rng)
+    t = grain_table(labels, q)
+    for (a, b), d in zip(t.pairs, t.disorientation_deg):
+        assert d == pytest.approx(np.rad2deg(disorientation_angle(q[a], q[b])), abs=1e-9)
+    assert {tuple(p) for p in t.pairs} == {(0, 1), (0, 2), (1, 3), (2, 3)}
+
+
+def test_internal_5_degree_boundary_is_not_a_grain_boundary(rng):
+    q0 = random_quat(1, rng)[0]
+    q1 = qmul(q0, axis_angle_to_quat([0.3, 0.5, 0.8], np.deg2rad(5.0)))
+    labels = np.zeros((40, 40), int)
+    labels[:, 20:] = 1
+    m = map_from_labels(labels, np.stack([q0, q1]))
+    assert reconstruct(m, 10.0).n == 1
+    assert reconstruct(m, 3.0).n == 2
+
+
+def test_sigma3_twins_merge_and_others_do_not(rng):
+    q0 = random_quat(1, rng)[0]
+    twin = qmul(q0, SIGMA3)
+    other = qmul(q0, axis_angle_to_quat([1, 0, 0], np.deg2rad(60)))  # 60° about <100>: not Σ3
+    labels = np.zeros((60, 60), int)
+    labels[:, 20:40] = 1
+    labels[:, 40:] = 2
+    quats = np.stack([q0, twin, other])
+    # parent = the larger grain; make grain 0 the largest
+    labels[:, 18:20] = 0
+    m = map_from_labels(labels, quats)
+    cm, g = clean_with_grains(m)
+    assert g.n == 2  # parent+twin merged, the <100> neighbour kept
+    # merged grain carries the parent's orientation everywhere
+    qm = euler_to_quat(cm.euler)
+    assert np.rad2deg(disorientation_angle(qm[:, :40], q0)).max() < 1e-3
+    _, g2 = clean_with_grains(m, merge_twins=False)
+    assert g2.n == 3
+
+
+def test_small_islands_vanish_and_larger_ones_stay(rng):
+    q = well_separated_quats(3, rng)
+    labels = np.zeros((60, 60), int)
+    labels[10:13, 10:13] = 1   # 3×3 = 9 cells < 10: removed
+    labels[30:34, 30:34] = 2   # 4×4 = 16 cells: kept
+    cm, g = clean_with_grains(map_from_labels(labels, q))
+    assert g.n == 2
+    qm = euler_to_quat(cm.euler)
+    assert np.rad2deg(disorientation_angle(qm[11, 11], q[0])) < 1e-3  # filled by the surrounding grain
+    assert np.rad2deg(disorientation_angle(qm[31, 31], q[2])) < 1e-3
+
+
+def test_non_indexed_cells_are_filled_and_cleaning_is_idempotent(rng):
+    labels = block_labels(64, 64, 16, 16)
+    q = well_separated_quats(16, rng)
+    m = map_from_labels(labels, q)
+    m.phase_id[rng.random(m.shape) < 0.1] = 0
+    m.euler[~m.indexed] = 0.0
+    cm, g = clean_with_grains(m)
+    assert cm.indexed.all() and g.n == 16
+    # holes on a boundary go to either side, so areas move by a few cells only
+    assert g.area.sum() == 64 * 64 and np.abs(g.area - 256).max() <= 8
+    cm2, g2 = clean_with_grains(cm)
+    assert g2.n == g.n
+    np.testing.assert_allclose(cm2.euler, cm.euler, atol=1e-9)
+
+
+def test_random_orientations_reproduce_mackenzie(rng):
+    labels = block_labels(400, 400, 8, 8)  # 2500 grains, ~4900 boundaries
+    q = random_quat(labels.max() + 1, rng)
+    t = grain_table(labels, q)
+    d = t.disorientation_deg
+    grid = np.linspace(0, 62.8, 4000)
+    cdf = np.cumsum(mackenzie_density(grid)) * (grid[1] - grid[0])
+    # Wasserstein-1 between the sample and Mackenzie, via the CDFs
+    emp = np.searchsorted(np.sort(d), grid, side="right") / len(d)
+    w1 = np.sum(np.abs(emp - cdf)) * (grid[1] - grid[0])
+    assert w1 < 0.6
+
+
+def test_distributions_use_the_paper_bin_rules(rng):
+    labels = block_labels(200, 200, 10, 10)
+    t = grain_table(labels, random_quat(400, rng))
+    d = distributions(t)
+    n = t.n
+    assert len(d["size"][1]) == int(np.ceil(2 * n ** (1 / 3))) or t.size.min() == t.size.max()
+    assert len(d["inertia_ratio"][1]) >= 1
+    phi1 = t.euler_deg[:, 0]
+    assert len(d["phi1"][1]) == len(np.histogram_bin_edges(phi1, "doane")) - 1
+    for name in METRIC_NAMES:
+        e, dens = d[name]
+        assert np.sum(dens * np.diff(e)) == pytest.approx(1.0)
+    # Euler angles lie in the cubic Euler region
+    assert (t.euler_deg[:, 1] <= 90 + 1e-6).all() and (t.euler_deg[:, 2] < 90).all()
+
+
+def test_conditioning_tensor_is_invertible_and_physical(rng):
+    values = rng.gamma(4.0, 5.0, 3000)  # sizes in cells
+    dens, edges = np.histogram(values, bins="rice", density=True)
+    C = tensor_from_distributions({"size": (edges, dens)})
+    assert C.shape == (8, 1024) and np.isnan(C[1:]).all()
+    back = distributions_from_tensor(C)
+    v, p = back["size"]
+    # mean and quantiles survive the mapping to the axis
+    dv = v[1] - v[0]
+    assert np.sum(v * p) * dv == pytest.approx(values.mean(), rel=0.01)
+    cdf = np.cumsum(p) * dv
+    assert v[np.searchsorted(cdf, 0.5)] == pytest.approx(np.median(values), rel=0.03)
+    # the same column means the same value in every map
+    lo, hi = METRIC_AXES["size"]
+    assert axis_values("size")[0] == pytest.approx(lo + (hi - lo) / 2048)
+
+
+def test_metrics_on_real_nickel_are_plausible():
+    from infinityebsd import read_map
+
+    raw = read_map(real("dream3d_edax_ni_h5/EdaxAngOnly.h5"))
+    t = metrics_of(raw)
+    t_twins = metrics_of(raw, merge_twins=False)
+    assert t.n < t_twins.n  # twins merged into parents
+    # twin-free: no adjacent pair is Σ3 or below the threshold
+    from infinityebsd.crystal import is_sigma3
+
+    assert not is_sigma3(t.quat[t.pairs[:, 0]], t.quat[t.pairs[:, 1]]).any()
+    assert t.disorientation_deg.min() >= 10.0
+    interior = ~t.border
+    assert 4.5 < t.coordination[interior].mean() < 8
+    C = conditioning_tensor(t)
+    assert C.shape == (8, 1024) and np.allclose(C.mean(axis=1), 1, atol=1e-5)
