@@ -44,17 +44,19 @@ def _components(n_nodes: int, a: np.ndarray, b: np.ndarray):
     return connected_components(g, directed=False)
 
 
-def reconstruct(m: EBSDMap, threshold_deg: float = 10.0) -> Grains:
+def reconstruct(m: EBSDMap, threshold_deg: float = 10.0, mean: bool = True, quat_cells=None) -> Grains:
     """Grains of a single-phase cubic map, by disorientation threshold over 4-neighbours.
 
-    Non-indexed cells get label −1. Each grain's orientation is its symmetry-aware mean.
+    Non-indexed cells get label −1. Each grain's orientation is its symmetry-aware mean
+    (``mean=False`` skips it and leaves ``quat`` empty, for callers that only need the labels).
+    ``quat_cells`` may pass the cells' quaternions when the caller already has them.
     """
     if not all(p.is_cubic for p in m.phases):
         bad = next(p for p in m.phases if not p.is_cubic)
         raise SymmetryError(f"{m.source or 'map'}: phase '{bad.name}' has symmetry {bad.symmetry}; grain "
                             "reconstruction here supports cubic m-3m only")
     rows, cols = m.shape
-    q = euler_to_quat(m.euler).reshape(-1, 4)
+    q = (euler_to_quat(m.euler) if quat_cells is None else quat_cells).reshape(-1, 4)
     pid = m.phase_id.ravel()
     ids = np.arange(rows * cols).reshape(rows, cols)
     a, b = _neighbour_pairs(ids)
@@ -71,9 +73,9 @@ def reconstruct(m: EBSDMap, threshold_deg: float = 10.0) -> Grains:
     labels = np.where(indexed, remap[comp], -1)
     n = len(uniq)
     sel = labels >= 0
-    mean = mean_orientation(q[sel], labels[sel], n)
+    quat = mean_orientation(q[sel], labels[sel], n) if mean else np.zeros((0, 4))
     area = np.bincount(labels[sel], minlength=n)
-    return Grains(labels=labels.reshape(rows, cols).astype(np.int32), n=n, quat=mean, area=area)
+    return Grains(labels=labels.reshape(rows, cols).astype(np.int32), n=n, quat=quat, area=area)
 
 
 def _fill(labels: np.ndarray) -> np.ndarray:
@@ -124,11 +126,11 @@ def clean_with_grains(m: EBSDMap, threshold_deg: float = 10.0, min_area: int = 1
                       phase: str | None = None) -> tuple[EBSDMap, Grains]:
     """The paper's pre-processing; returns the cleaned map and its grains (see :func:`clean`)."""
     m = m.select_phase(phase)
-    g = reconstruct(m, threshold_deg)
+    q_cells = euler_to_quat(m.euler).reshape(-1, 4)
+    g = reconstruct(m, threshold_deg, mean=False, quat_cells=q_cells)
     if g.n == 0 or (g.area >= min_area).sum() == 0:
         raise InputError(f"{m.source or 'map'}: no grain of at least {min_area} cells; the map is empty "
                          "or too noisy (lower --min-area?)")
-    q_cells = euler_to_quat(m.euler).reshape(-1, 4)
     keep = g.area >= min_area
     labels = np.where(g.labels >= 0, np.where(keep[np.maximum(g.labels, 0)], g.labels, -1), -1)
     contributes = (labels >= 0).ravel()  # only cells of surviving grains define mean orientations

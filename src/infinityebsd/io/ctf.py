@@ -118,35 +118,73 @@ def read_ctf(path) -> EBSDMap:
         raise FormatError(path, "no phase lines ('Phases N' followed by N lines)", field="Phases")
 
     data = raw[nl + 1 :]
-    if comma:
-        data = data.replace(b",", b".")
     ncolumns = len(columns)
     expected = ncols * nrows
-    try:
-        values = np.fromstring(data, dtype=np.float64, sep=" ") if data.strip() else np.empty(0)  # noqa: NPY201
-    except ValueError:  # a non-numeric field; find and name it
-        values = None
-    if values is None or values.size != expected * ncolumns:
-        _locate_bad_line(data, ncolumns, expected, path, first_data_line)
-    table = values.reshape(expected, ncolumns)
+    cols = _parse_table(data, ncolumns, comma)
+    if cols is None or len(cols[0]) != expected:
+        _locate_bad_line(data.replace(b",", b".") if comma else data, ncolumns, expected, path, first_data_line)
+    cols = dict(zip(columns, cols))
 
-    idx = {c: k for k, c in enumerate(columns)}
-    flat = place_cells(table[:, idx["X"]], table[:, idx["Y"]], xstep, ystep, ncols, nrows, path,
+    flat = place_cells(cols["X"], cols["Y"], xstep, ystep, ncols, nrows, path,
                        line_of=lambda i: first_data_line + i)
-    order = np.empty(expected, dtype=np.int64)
-    order[flat] = np.arange(expected)
-    table = table[order]
-    phase = table[:, idx["Phase"]].astype(np.int32)
+    phase = cols["Phase"].astype(np.int32)
     if phase.min() < 0 or phase.max() > len(phases):
         bad = int(np.flatnonzero((phase < 0) | (phase > len(phases)))[0])
         raise FormatError(path, f"phase {phase[bad]} has no phase line (file declares {len(phases)})",
-                          line=first_data_line + int(order[bad]), field="Phase")
-    euler = np.deg2rad(table[:, [idx["Euler1"], idx["Euler2"], idx["Euler3"]]]).reshape(nrows, ncols, 3)
-    channels = {c: table[:, k].reshape(nrows, ncols) for c, k in idx.items()
-                if c not in REQUIRED_COLUMNS}
+                          line=first_data_line + bad, field="Phase")
+
+    def grid(values, dtype=np.float64):  # scatter file order into (rows, cols) by position
+        out = np.empty(expected, dtype=dtype)
+        out[flat] = values
+        return out.reshape(nrows, ncols)
+
+    euler = np.empty((expected, 3))
+    for k, c in enumerate(("Euler1", "Euler2", "Euler3")):
+        euler[flat, k] = cols[c]
+    np.deg2rad(euler, out=euler)
+    channels = {c: grid(v) for c, v in cols.items() if c not in REQUIRED_COLUMNS}
+    euler = euler.reshape(nrows, ncols, 3)
+    phase = grid(phase, np.int32)
     header["_columns"] = "\t".join(columns)
     return EBSDMap(euler=euler, phase_id=phase.reshape(nrows, ncols), step=(ystep, xstep),
                    phases=phases, header=header, channels=channels, source=path)
+
+
+def _parse_table(data: bytes, ncolumns: int, comma: bool):
+    """The data block as a list of ``ncolumns`` float64 column arrays, or None when it is not a clean
+    table (the caller then finds and names the bad line).
+
+    pandas' C tokenizer is the fast path (several times numpy's text parser); without pandas, numpy.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
+    if pd is not None:
+        import io
+
+        try:
+            df = pd.read_csv(io.BytesIO(data), sep="\t", header=None, dtype=np.float64, engine="c",
+                             decimal="," if comma else ".", skip_blank_lines=True)
+        except pd.errors.EmptyDataError:
+            return [np.empty(0)] * ncolumns
+        except (ValueError, pd.errors.ParserError):
+            return None
+        cols = [df[c].to_numpy() for c in df.columns]
+        while len(cols) > ncolumns and np.isnan(cols[-1]).all():  # trailing tabs
+            cols.pop()
+        if len(cols) != ncolumns or any(np.isnan(c).any() for c in cols):
+            return None
+        return cols
+    if comma:
+        data = data.replace(b",", b".")
+    try:
+        flat = np.fromstring(data, dtype=np.float64, sep=" ")  # noqa: NPY201
+    except ValueError:
+        return None
+    if flat.size % ncolumns:
+        return None
+    return list(flat.reshape(-1, ncolumns).T)
 
 
 def _locate_bad_line(data: bytes, ncolumns: int, expected: int, path, first_line: int):
