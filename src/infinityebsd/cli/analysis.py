@@ -78,22 +78,6 @@ def clean(map_path, output, threshold, min_area, no_twins, phase):
     click.echo(f"{g.n} grains; wrote {output}")
 
 
-def metrics_document(table, dists) -> dict:
-    """The JSON document of ``infinityebsd metrics --json``."""
-    lst = lambda a: np.asarray(a).tolist()  # noqa: E731
-    return {
-        "shape": list(table.shape), "step": list(table.step), "n_grains": int(table.n),
-        "grains": {
-            "area": lst(table.area), "size": lst(table.size), "perimeter": lst(table.perimeter),
-            "inertia_ratio": lst(table.inertia_ratio), "coordination": lst(table.coordination),
-            "euler": lst(table.euler_deg), "border": lst(table.border),
-        },
-        "boundaries": {"pairs": lst(table.pairs), "disorientation": lst(table.disorientation_deg),
-                       "length": lst(table.length)},
-        "distributions": {k: {"edges": lst(e), "density": lst(d)} for k, (e, d) in dists.items()},
-    }
-
-
 @main.command()
 @click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write grains, boundaries and distributions.")
@@ -113,7 +97,7 @@ def metrics(map_path, json_path, plot_path, exclude_border, no_clean, threshold,
       infinityebsd metrics scan.ctf --json metrics.json --plot metrics.png
     """
     from ..io import read_map
-    from ..metrics import distributions, metrics_of
+    from ..metrics import distributions, metrics_document, metrics_of
 
     t0 = time.perf_counter()
     m = read_map(map_path)

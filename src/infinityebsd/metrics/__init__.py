@@ -4,10 +4,12 @@ from .distributions import (
     AXIS_POINTS, BIN_RULES, METRIC_AXES, axis_values, conditioning_tensor, distributions,
     distributions_from_tensor, histogram, metric_axes, tensor_from_distributions,
 )
-from .table import METRIC_NAMES, GrainTable, compute_metrics, euler_region_deg, grain_table, metrics_of
+from .table import (
+    METRIC_NAMES, GrainTable, compute_metrics, euler_region_deg, grain_table, metrics_document, metrics_of,
+)
 
 __all__ = [
     "AXIS_POINTS", "BIN_RULES", "METRIC_AXES", "METRIC_NAMES", "GrainTable", "axis_values",
     "compute_metrics", "conditioning_tensor", "distributions", "distributions_from_tensor",
-    "euler_region_deg", "grain_table", "histogram", "metric_axes", "metrics_of", "tensor_from_distributions",
+    "euler_region_deg", "grain_table", "metrics_document", "histogram", "metric_axes", "metrics_of", "tensor_from_distributions",
 ]

@@ -143,3 +143,19 @@ def metrics_of(m, clean: bool = True, phase: str | None = None, **clean_options)
         return compute_metrics(m.select_phase(phase), clean_options.get("threshold_deg", 10.0))
     cm, g = clean_with_grains(m, phase=phase, **clean_options)
     return grain_table(g.labels, g.quat, cm.step)
+
+
+def metrics_document(table: GrainTable, dists: dict) -> dict:
+    """The JSON document of ``infinityebsd metrics --json`` (plain lists, ready for ``json.dumps``)."""
+    lst = lambda a: np.asarray(a).tolist()  # noqa: E731
+    return {
+        "shape": list(table.shape), "step": list(table.step), "n_grains": int(table.n),
+        "grains": {
+            "area": lst(table.area), "size": lst(table.size), "perimeter": lst(table.perimeter),
+            "inertia_ratio": lst(table.inertia_ratio), "coordination": lst(table.coordination),
+            "euler": lst(table.euler_deg), "border": lst(table.border),
+        },
+        "boundaries": {"pairs": lst(table.pairs), "disorientation": lst(table.disorientation_deg),
+                       "length": lst(table.length)},
+        "distributions": {k: {"edges": lst(e), "density": lst(d)} for k, (e, d) in dists.items()},
+    }

@@ -1,0 +1,215 @@
+"""Generation commands: extend a map to any size, or generate one from metrics alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from . import main, seed_option
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "small"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'2048x2048' or '1024x3000' (rows x cols) → (rows, cols)."""
+    try:
+        r, c = (int(v) for v in text.lower().replace("*", "x").split("x"))
+    except ValueError:
+        raise InputError(f"--size '{text}' is not ROWSxCOLS, e.g. 2048x2048") from None
+    if r <= 0 or c <= 0:
+        raise InputError(f"--size '{text}' must be positive")
+    if r * c > 1_000_000_000:
+        raise InputError(f"--size {r}x{c} is over 10^9 cells; generate it in parts")
+    return r, c
+
+
+def _generation_options(f):
+    opts = [
+        click.option("--report", type=click.Path(file_okay=False), help="Also write the evaluation report here."),
+        click.option("--plan", "plan_only", is_flag=True, help="Print and draw the window plan, generate nothing."),
+        click.option("--resume", is_flag=True, help="Continue a killed job (same options) from its last wave."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Windows per forward pass."),
+        click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=0.5, show_default=True,
+                     help="Fraction of a window shared with its neighbour on the plan's grid."),
+        click.option("--guidance", type=float, default=1.0, show_default=True,
+                     help="Classifier-free guidance on the metrics (1 = none)."),
+        click.option("--scheduler", type=click.Choice(["dpm", "pndm", "ddim"]), default="dpm", show_default=True,
+                     help="dpm: multistep DPM-Solver (fast); pndm with 50 steps is the paper's."),
+        click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True),
+        click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+                     help="Model folder (default: the model shipped with the package)."),
+        seed_option,
+        click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .ctf file."),
+        click.option("--size", "size_text", required=True, help="Target size ROWSxCOLS in cells."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+def load_pipeline(model_dir, device):
+    from ..models.ldm import load_model
+    from ..pipeline.inpaint import InpaintPipeline
+
+    folder = Path(model_dir) if model_dir else DEFAULT_MODEL
+    if not folder.is_dir():
+        if model_dir:
+            raise InputError(f"{folder}: no such model folder")
+        raise InputError("no model is shipped with this installation; pass --model DIR (train one with "
+                         "'infinityebsd train-vae' and 'infinityebsd train')")
+    for part in ("vae", "unet", "metric_encoder", "scheduler"):
+        if not (folder / part).is_dir():
+            raise InputError(f"{folder}: model folder lacks '{part}/'; is it a complete infinityebsd model?")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda, but torch sees no CUDA device; use --device cpu")
+    try:
+        model = load_model(folder, device="cpu")
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt or truncated weights, bad config
+        raise InputError(f"{folder}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+    import torch
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    return InpaintPipeline(model, device=device, dtype=dtype)
+
+
+def write_outputs(result, path) -> list[str]:
+    """The CTF, its plan (``<stem>.plan.json``), IPF picture (``<stem>.png``) and metrics JSON."""
+    from ..evaluate.plots import plot_ipf
+    from ..io import write_ctf
+    from ..io._grid import atomic_write_bytes
+    from ..metrics import distributions, metrics_document, metrics_of
+
+    path = Path(path)
+    stem = path.with_suffix("")
+    write_ctf(result.map, path)
+    atomic_write_bytes(f"{stem}.plan.json", [result.plan.to_json().encode()])
+    plot_ipf(result.map, f"{stem}.png", boxes=[result.input_box] if result.input_box else [])
+    t = metrics_of(result.map, clean=False)
+    atomic_write_bytes(f"{stem}.metrics.json", [json.dumps(metrics_document(t, distributions(t))).encode()])
+    return [str(path), f"{stem}.plan.json", f"{stem}.png", f"{stem}.metrics.json"]
+
+
+def _show_plan(plan, output):
+    from ..evaluate.plots import _pyplot, save_figure
+    from ..pipeline.planner import describe
+
+    click.echo(describe(plan))
+    for k, wave in enumerate(plan.waves):
+        click.echo(f"  wave {k + 1}: {len(wave)} windows at " + ", ".join(f"({plan.windows[i][0]},{plan.windows[i][1]})" for i in wave[:6])
+                   + (" ..." if len(wave) > 6 else ""))
+    plt = _pyplot()
+    R, C = plan.canvas
+    fig, ax = plt.subplots(figsize=(6, 6 * R / C))
+    ax.set_xlim(0, C)
+    ax.set_ylim(R, 0)
+    cmap = plt.get_cmap("viridis", max(2, len(plan.waves)))
+    for k, wave in enumerate(plan.waves):
+        for i in wave:
+            r, c = plan.windows[i]
+            ax.add_patch(plt.Rectangle((c, r), plan.patch, plan.patch, fill=False, ec=cmap(k), lw=1))
+            ax.text(c + plan.patch / 2, r + plan.patch / 2, str(k + 1), ha="center", va="center", fontsize=6, color=cmap(k))
+    if plan.input_box:
+        r0, c0, h, w = plan.input_box
+        ax.add_patch(plt.Rectangle((c0, r0), w, h, color="red", alpha=0.3))
+    ax.set_title("windows, numbered by wave; input in red")
+    out = str(Path(output).with_suffix("")) + ".plan.png"
+    save_figure(fig, out)
+    plt.close(fig)
+    click.echo(f"wrote {out}")
+
+
+def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap,
+         resume, plan_only, report, place="center", phase=None, target_map=None):
+    from ..pipeline.extend import extend
+    from ..pipeline.planner import make_plan, place_input
+
+    if not output.lower().endswith(".ctf"):
+        raise InputError(f"-o {output}: the output must be a .ctf file")
+    if plan_only:
+        P = pipe.patch
+        box = None if input_map is None else place_input(size, input_map.shape, place)
+        _show_plan(make_plan(size, P, box, overlap=overlap), output)
+        return
+    work = str(Path(output).with_suffix("")) + ".work"
+    res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
+                 guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
+                 mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase)
+    for p in write_outputs(res, output):
+        click.echo(f"wrote {p}")
+    if report:
+        try:
+            from ..evaluate import report as rep
+        except ImportError:
+            raise InputError("--report needs the evaluation module, which this installation lacks") from None
+        rep.write_report_for_generation(res, output, report, target_map=target_map if target_map is not None else input_map, seed=seed)
+        click.echo(f"wrote report to {report}")
+
+
+@main.command()
+@click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
+@_generation_options
+@click.option("--place", default="center", show_default=True,
+              help="Where the input sits: center, top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.")
+@click.option("--phase", default=None, metavar="NAME", help="Phase to use from a multiphase map.")
+def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device,
+           resume, plan_only, report, place, phase):
+    """Extend MAP to --size cells, guided by MAP's own metrics (as in the paper).
+
+    The input is cleaned like `clean` and never changed; the rest is generated window by window in
+    waves, then filtered the same way. Writes the CTF, <stem>.png (IPF-Z), <stem>.plan.json and
+    <stem>.metrics.json.
+
+    \b
+    Example:
+      infinityebsd extend small.ctf --size 1024x1024 -o big.ctf
+      infinityebsd extend small.ctf --size 1024x3000 --place top-left -o strip.ctf
+      infinityebsd extend small.ctf --size 8192x8192 -o huge.ctf --resume
+    """
+    from ..io import read_map
+
+    size = parse_size(size_text)
+    m = read_map(map_path)
+    pipe = load_pipeline(model_dir, device)
+    _run(pipe, m, size, None, None, output, seed, steps, scheduler, guidance, batch, overlap, resume,
+         plan_only, report, place=place, phase=phase)
+
+
+@main.command()
+@_generation_options
+@click.option("--like", "like_path", type=click.Path(dir_okay=False), help="Reference map whose metrics to follow.")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False),
+              help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
+@click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
+def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
+             plan_only, report, like_path, metrics_path, phase):
+    """Generate a new map of --size cells from metrics alone: a reference map's, or a JSON file's.
+
+    \b
+    Example:
+      infinityebsd generate --like reference.ctf --size 3072x3072 -o new.ctf
+      infinityebsd generate --metrics target.json --size 1024x1024 -o new.ctf
+    """
+    from ..io import read_map
+    from ..pipeline.targets import cond_from_json, cond_from_map
+
+    if bool(like_path) == bool(metrics_path):
+        raise InputError("give exactly one of --like MAP or --metrics FILE.json")
+    size = parse_size(size_text)
+    ref = None
+    if like_path:
+        ref = read_map(like_path)
+        cond, mean_size = cond_from_map(ref, phase)
+    else:
+        cond, mean_size = cond_from_json(metrics_path)
+    pipe = load_pipeline(model_dir, device)
+    _run(pipe, None, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap, resume,
+         plan_only, report, target_map=ref)

@@ -1,0 +1,199 @@
+"""Generation mechanics with a tiny random-weight model: plans, input preservation, batching, resume."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import infinityebsd as ie
+from infinityebsd.errors import InputError
+from infinityebsd.grains import clean
+from infinityebsd.pipeline.planner import make_plan, place_input
+
+from conftest import REPO
+
+EXAMPLE = REPO / "src" / "infinityebsd" / "examples" / "example_256.ctf"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from infinityebsd.models.ldm import (
+        build_metric_encoder, build_scheduler, build_unet, build_vae, load_config, save_model,
+    )
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    folder = tmp_path_factory.mktemp("model")
+    save_model(folder, vae=build_vae(cfg), unet=build_unet(cfg), metric_encoder=build_metric_encoder(cfg),
+               scheduler=build_scheduler(cfg), info={"patch": cfg["patch"], "representation": "euler",
+                                                    "latent_scaling_factor": 1.0})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model):
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.inpaint import InpaintPipeline
+
+    return InpaintPipeline(load_model(tiny_model))
+
+
+@pytest.fixture(scope="module")
+def small_input():
+    return ie.read_map(EXAMPLE).crop(10, 20, 48, 40)
+
+
+def _replay(plan):
+    """Run a plan on masks only: how often each cell is written (a window writes its cells not yet
+    known), and whether a window of a wave writes inside another window of the same wave."""
+    known = plan.known_mask()
+    count = np.zeros(plan.canvas, int)
+    P = plan.patch
+    interfere = False
+    for wave in plan.waves:
+        foot = np.zeros(plan.canvas, int)
+        writes = []
+        for i in wave:
+            r, c = plan.windows[i]
+            sl = (slice(r, r + P), slice(c, c + P))
+            foot[sl] += 1
+            w = np.zeros(plan.canvas, bool)
+            w[sl] = ~known[sl]
+            writes.append(w)
+            count += w
+        for w in writes:  # a window's new cells must lie in no other window of its wave
+            interfere |= bool((foot[w] > 1).any())
+        for w in writes:
+            known |= w
+    return count, interfere
+
+
+@pytest.mark.parametrize("canvas, inp, place", [
+    ((257, 301), (128, 130), "center"), ((64, 1000), (40, 40), "top-left"), ((300, 64), (64, 32), "bottom-right"),
+    ((96, 96), (96, 96), "center"), ((333, 333), None, None), ((64, 64), (32, 32), "top-right"),
+    ((129, 700), (100, 64), "bottom"),
+])
+def test_plans_write_every_cell_once(canvas, inp, place):
+    P = 64
+    box = None if inp is None else place_input(canvas, inp, place)
+    plan = make_plan(canvas, P, box)
+    count, interfere = _replay(plan)
+    known = plan.known_mask()
+    assert (count[~known] == 1).all() and (count[known] == 0).all()
+    assert not interfere
+    for (r, c) in plan.windows:
+        assert 0 <= r <= canvas[0] - P and 0 <= c <= canvas[1] - P
+    # the plan survives its JSON form
+    from infinityebsd.pipeline.planner import Plan
+
+    assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_extension_keeps_input_and_size_and_batching_does_not_matter(pipe, small_input, tmp_path):
+    from infinityebsd.pipeline.extend import extend
+
+    kw = dict(seed=3, steps=3, progress=False)
+    a = extend(pipe, small_input, (81, 97), batch=8, work_dir=tmp_path / "a", **kw)
+    b = extend(pipe, small_input, (81, 97), batch=1, work_dir=tmp_path / "b", **kw)
+    assert a.map.shape == (81, 97)
+    r0, c0, h, w = a.input_box
+    np.testing.assert_array_equal(a.map.euler[r0:r0 + h, c0:c0 + w], clean(small_input).euler)
+    assert a.map.indexed.all()
+    # same plan, same seeds: batched and one-by-one agree up to floating point noise
+    differ = np.abs(a.map.euler - b.map.euler).max(axis=-1) > 1e-3
+    assert differ.mean() < 0.01
+    assert len(a.plan.waves) >= 2
+
+
+def test_kill_and_resume_gives_the_uninterrupted_map(pipe, small_input, tmp_path):
+    from infinityebsd.pipeline.extend import extend
+
+    kw = dict(seed=5, steps=3, progress=False, batch=4)
+    full = extend(pipe, small_input, (90, 90), work_dir=tmp_path / "full", **kw)
+    stopped = extend(pipe, small_input, (90, 90), work_dir=tmp_path / "job", stop_after_waves=1, **kw)
+    assert stopped is None and (tmp_path / "job" / "state.json").exists()
+    resumed = extend(pipe, small_input, (90, 90), work_dir=tmp_path / "job", resume=True, **kw)
+    np.testing.assert_allclose(resumed.map.euler, full.map.euler, atol=1e-6)
+    assert not (tmp_path / "job").exists()  # the work folder goes once the map is written
+    with pytest.raises(InputError, match="other options"):
+        extend(pipe, small_input, (90, 90), work_dir=tmp_path / "job2", stop_after_waves=1, **kw)
+        extend(pipe, small_input, (90, 91), work_dir=tmp_path / "job2", resume=True, **kw)
+
+
+def test_bad_sizes_are_refused(pipe, small_input):
+    from infinityebsd.pipeline.extend import extend
+
+    with pytest.raises(InputError, match="half"):
+        extend(pipe, small_input.crop(0, 0, 10, 40), (64, 64), progress=False)
+    with pytest.raises(InputError, match="smaller than the input"):
+        extend(pipe, small_input, (40, 40), progress=False)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "infinityebsd", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_extend_writes_valid_ctf_read_by_orix_and_defdap(tiny_model, small_input, tmp_path):
+    inp = tmp_path / "in.ctf"
+    ie.write_ctf(small_input, inp)
+    out = tmp_path / "out.ctf"
+    r = run_cli("extend", inp, "--size", "70x75", "-o", out, "--model", tiny_model, "--steps", "2", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    for suffix in (".png", ".plan.json", ".metrics.json"):
+        assert (tmp_path / f"out{suffix}").exists()
+    m = ie.read_map(out)
+    assert m.shape == (70, 75) and m.step == small_input.step
+    from orix import io as oio
+
+    assert oio.load(out).shape == (70, 75)
+    from defdap.file_readers import EBSDDataLoader
+
+    loader = EBSDDataLoader.get_loader("oxfordtext", out)
+    loader.load(out)
+    assert loader.loaded_metadata["shape"] == (70, 75)
+    np.testing.assert_allclose(np.rad2deg(np.asarray(loader.loaded_data.euler_angle, float)).transpose(1, 2, 0),
+                               np.rad2deg(m.euler), atol=2e-4)
+
+
+def test_cli_generation_errors(tiny_model, small_input, tmp_path):
+    inp = tmp_path / "in.ctf"
+    ie.write_ctf(small_input, inp)
+    r = run_cli("extend", inp, "--size", "70x75", "-o", tmp_path / "o.ctf", "--model", tmp_path / "nope")
+    assert r.returncode == 2 and "no such model folder" in r.stderr and "Traceback" not in r.stderr
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(tiny_model, broken)
+    (broken / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not a safetensors file")
+    r = run_cli("extend", inp, "--size", "70x75", "-o", tmp_path / "o.ctf", "--model", broken)
+    assert r.returncode == 2 and "cannot load the model" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("extend", inp, "--size", "30x30", "-o", tmp_path / "o.ctf", "--model", tiny_model)
+    assert r.returncode == 2 and "smaller than the input" in r.stderr
+    r = run_cli("generate", "--size", "64x64", "-o", tmp_path / "o.ctf", "--model", tiny_model)
+    assert r.returncode == 2 and "--like" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"metrics": {"grain_size": {"values": [1, 2]}}}')
+    r = run_cli("generate", "--metrics", bad, "--size", "64x64", "-o", tmp_path / "o.ctf", "--model", tiny_model)
+    assert r.returncode == 2 and "unknown metric 'grain_size'" in r.stderr
+
+
+def test_target_json_in_micrometres_matches_cells(tmp_path):
+    from infinityebsd.pipeline.targets import cond_from_json
+
+    sizes = np.random.default_rng(0).gamma(4, 5, 500)
+    import json
+
+    (tmp_path / "um.json").write_text(json.dumps(
+        {"units": "um", "step": 2.0, "metrics": {"size": {"values": (sizes * 2).tolist()}}}))
+    (tmp_path / "cells.json").write_text(json.dumps({"metrics": {"size": {"values": sizes.tolist()}}}))
+    a, ma = cond_from_json(tmp_path / "um.json")
+    b, mb = cond_from_json(tmp_path / "cells.json")
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-6, atol=1e-6)
+    assert np.isnan(a[1:]).all() and ma == pytest.approx(mb)
+    for name in ("target_metrics.json", "sizes_only.json"):
+        c, _ = cond_from_json(REPO / "src" / "infinityebsd" / "examples" / name)
+        assert np.isfinite(c[0]).all()
