@@ -146,11 +146,11 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
     for p in write_outputs(res, output):
         click.echo(f"wrote {p}")
     if report:
-        try:
-            from ..evaluate import report as rep
-        except ImportError:
-            raise InputError("--report needs the evaluation module, which this installation lacks") from None
-        rep.write_report_for_generation(res, output, report, target_map=target_map if target_map is not None else input_map, seed=seed)
+        from ..evaluate.report import evaluate
+
+        target = target_map if target_map is not None else input_map
+        evaluate(res.map, target=target, plan=json.loads(res.plan.to_json()), report_dir=report, seed=seed,
+                 progress=lambda s: click.echo(f"report: {s}", err=True))
         click.echo(f"wrote report to {report}")
 
 
@@ -203,6 +203,9 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
 
     if bool(like_path) == bool(metrics_path):
         raise InputError("give exactly one of --like MAP or --metrics FILE.json")
+    if report and metrics_path:
+        raise InputError("--report needs a target map (--like); for --metrics targets run "
+                         "'infinityebsd evaluate MAP --target-metrics FILE' on the result")
     size = parse_size(size_text)
     ref = None
     if like_path:
