@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a virtual environment (.venv) and run the main job on the bundled example map.
-# Results go to example-output/ (cleaned CTF, metrics JSON and plots, IPF pictures).
+# Set up a virtual environment (.venv) and run the main job on the bundled example map with the
+# shipped model: extend the 256x256 example to 1024x1024 on the CPU and write the CTF, its IPF-Z
+# picture, the window plan, the metrics and the evaluation report into example-output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh .venv
@@ -10,7 +11,5 @@ OUT=example-output
 mkdir -p "$OUT"
 infinityebsd info "$EX"
 infinityebsd plot "$EX" -o "$OUT/input_ipf.png"
-infinityebsd clean "$EX" -o "$OUT/clean.ctf"
-infinityebsd plot "$OUT/clean.ctf" -o "$OUT/clean_ipf.png"
-infinityebsd metrics "$OUT/clean.ctf" --json "$OUT/metrics.json" --plot "$OUT/metrics.png"
-echo "done: see $OUT/"
+infinityebsd extend "$EX" --size 1024x1024 -o "$OUT/extended.ctf" --seed 0 --report "$OUT/report"
+echo "done: $OUT/extended.ctf, $OUT/extended.png (IPF-Z), $OUT/report/report.md"

@@ -197,3 +197,36 @@ def test_target_json_in_micrometres_matches_cells(tmp_path):
     for name in ("target_metrics.json", "sizes_only.json"):
         c, _ = cond_from_json(REPO / "src" / "infinityebsd" / "examples" / name)
         assert np.isfinite(c[0]).all()
+
+
+def test_matching_crystallography_moves_disorientations_to_target_and_spares_fixed_grains(rng):
+    from infinityebsd.crystal import disorientation_angle, mackenzie_density, random_quat
+    from infinityebsd.metrics import grain_table
+    from infinityebsd.pipeline.crystallography import BINS, match_crystallography
+    from conftest import block_labels
+
+    labels = block_labels(240, 240, 12, 12)  # 400 square grains
+    n = labels.max() + 1
+    t = grain_table(labels, random_quat(n, rng))
+    # start far from the target: all grains near one orientation (low-angle boundaries)
+    from infinityebsd.crystal import axis_angle_to_quat, qmul
+
+    base = random_quat(1, rng)[0]
+    q0 = qmul(base, axis_angle_to_quat(rng.standard_normal((n, 3)), np.deg2rad(rng.uniform(0, 20, n))))
+    centres = (BINS[:-1] + BINS[1:]) / 2
+    target = mackenzie_density(centres)
+    target /= target.sum()
+    editable = np.ones(n, bool)
+    editable[:40] = False
+    pool = random_quat(2000, rng)  # random-texture target grains
+    q = match_crystallography(t.pairs, q0, editable, target, target_quat=pool, seed=1)
+    np.testing.assert_array_equal(q[:40], q0[:40])
+
+    def l2(qq):
+        d = np.rad2deg(disorientation_angle(qq[t.pairs[:, 0]], qq[t.pairs[:, 1]]))
+        h, _ = np.histogram(d, bins=BINS)
+        return np.sqrt(np.sum((h / h.sum() - target) ** 2))
+
+    assert l2(q) < 0.5 * l2(q0)
+    # swaps only exchange orientations: the multiset of editable orientations is a draw from the pool
+    assert np.isin(np.round(q[40:], 9), np.round(pool, 9)).all(axis=1).all()

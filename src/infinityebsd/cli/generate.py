@@ -10,7 +10,7 @@ import click
 from ..errors import InputError
 from . import main, seed_option
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "small"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "compact"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -29,6 +29,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def _generation_options(f):
     opts = [
         click.option("--report", type=click.Path(file_okay=False), help="Also write the evaluation report here."),
+        click.option("--refine/--no-refine", default=False, show_default=True,
+                     help="Re-assign generated grains' orientations to match the target's texture and "
+                          "disorientation statistics (matching crystallography)."),
         click.option("--plan", "plan_only", is_flag=True, help="Print and draw the window plan, generate nothing."),
         click.option("--resume", is_flag=True, help="Continue a killed job (same options) from its last wave."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
@@ -128,7 +131,7 @@ def _show_plan(plan, output):
 
 
 def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap,
-         resume, plan_only, report, place="center", phase=None, target_map=None):
+         resume, plan_only, report, place="center", phase=None, target_map=None, refine=False):
     from ..pipeline.extend import extend
     from ..pipeline.planner import make_plan, place_input
 
@@ -142,7 +145,7 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
     work = str(Path(output).with_suffix("")) + ".work"
     res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
                  guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
-                 mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase)
+                 mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine)
     for p in write_outputs(res, output):
         click.echo(f"wrote {p}")
     if report:
@@ -161,7 +164,7 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
               help="Where the input sits: center, top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.")
 @click.option("--phase", default=None, metavar="NAME", help="Phase to use from a multiphase map.")
 def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device,
-           resume, plan_only, report, place, phase):
+           resume, plan_only, report, refine, place, phase):
     """Extend MAP to --size cells, guided by MAP's own metrics (as in the paper).
 
     The input is cleaned like `clean` and never changed; the rest is generated window by window in
@@ -180,7 +183,7 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
     m = read_map(map_path)
     pipe = load_pipeline(model_dir, device)
     _run(pipe, m, size, None, None, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, place=place, phase=phase)
+         plan_only, report, place=place, phase=phase, refine=refine)
 
 
 @main.command()
@@ -190,7 +193,7 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
               help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
 @click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
 def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
-             plan_only, report, like_path, metrics_path, phase):
+             plan_only, report, refine, like_path, metrics_path, phase):
     """Generate a new map of --size cells from metrics alone: a reference map's, or a JSON file's.
 
     \b
@@ -215,4 +218,4 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
         cond, mean_size = cond_from_json(metrics_path)
     pipe = load_pipeline(model_dir, device)
     _run(pipe, None, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, target_map=ref)
+         plan_only, report, target_map=ref, refine=refine)

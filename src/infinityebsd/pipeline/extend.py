@@ -41,9 +41,9 @@ def _resize_nearest(a: np.ndarray, shape) -> np.ndarray:
 
 
 def grain_scale(mean_size: float, info: dict, log=print) -> float:
-    """Factor by which to stretch the cell grid so grains of ``mean_size`` cells (ECD) fall in the
-    model's trained range (``info['grain_size_range']``); 1.0 when already inside."""
-    rng = info.get("grain_size_range")
+    """Factor by which to stretch the cell grid so grains of typical size ``mean_size`` cells (ECD)
+    fall in the model's trained range (``info['grain_size_range_cells']``); 1.0 when already inside."""
+    rng = info.get("grain_size_range_cells") or info.get("grain_size_range")
     if not rng or not np.isfinite(mean_size) or mean_size <= 0:
         return 1.0
     lo, hi = float(rng[0]), float(rng[1])
@@ -169,6 +169,33 @@ def postprocess(canvas_euler: np.ndarray, input_box, input_clean: EBSDMap | None
     return out
 
 
+def refine_orientations(euler, input_box, input_clean, cond, seed=0):
+    """Matching crystallography on a post-processed canvas; input grains keep their orientations."""
+    from ..crystal import quat_to_euler
+    from ..grains import reconstruct
+    from .crystallography import match_crystallography, target_disorientation_hist
+
+    m = EBSDMap.from_euler(euler)
+    g = reconstruct(m)
+    t = grain_table(g.labels, g.quat)
+    editable = np.ones(g.n, bool)
+    target_q = target_d = None
+    if input_box is not None:
+        r0, c0, h, w = input_box
+        editable[np.unique(g.labels[r0:r0 + h, c0:c0 + w])] = False
+    if input_clean is not None:
+        gi = reconstruct(input_clean)
+        ti = grain_table(gi.labels, gi.quat)
+        target_q, target_d = gi.quat, ti.disorientation_deg
+    hist = target_disorientation_hist(cond, target_d)
+    q = match_crystallography(t.pairs, g.quat, editable, hist, target_quat=target_q,
+                              C=None if cond is None else np.asarray(cond), seed=seed)
+    out = euler.copy()
+    sel = editable[g.labels]
+    out[sel] = quat_to_euler(q)[g.labels[sel]]
+    return out
+
+
 def _options_hash(**kw) -> str:
     return hashlib.sha1(json.dumps(kw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -177,12 +204,14 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
            steps: int = 20, scheduler: str = "dpm", guidance: float = 1.0, batch: int = 8,
            overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True,
            mean_size: float | None = None, log=print, phase: str | None = None,
-           stop_after_waves: int | None = None) -> Result | None:
+           stop_after_waves: int | None = None, refine: bool = False) -> Result | None:
     """Extend ``input_map`` (or generate from ``cond`` alone when it is None) to ``size`` cells.
 
     The input is cleaned first; its cells are never changed. ``cond`` defaults to the conditioning
     tensor of the cleaned input. ``work_dir`` holds the resumable state (required for ``resume``).
-    Returns None when stopped early by ``stop_after_waves`` (tests of resumption).
+    ``refine`` re-assigns the generated grains' orientations to match the target's orientation and
+    disorientation statistics (:mod:`.crystallography`). Returns None when stopped early by
+    ``stop_after_waves`` (tests of resumption).
     """
     R, C = int(size[0]), int(size[1])
     P = pipe.patch
@@ -199,7 +228,7 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
         table = grain_table(g.labels, g.quat, input_clean.step)
         if cond is None:
             cond = conditioning_tensor(table)
-        mean_size = float(np.mean(table.size))
+        mean_size = float(np.median(table.size))  # the model records median sizes per patch
     elif cond is None:
         raise InputError("nothing to generate from: give an input map or target metrics")
     f = grain_scale(mean_size, info, log) if mean_size else 1.0
@@ -217,7 +246,7 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
             cond = conditioning_tensor(metrics_of(EBSDMap.from_euler(src), clean=True))
         box = place_input((Rs, Cs), (hs, ws), place)
     plan = make_plan((Rs, Cs), P, box, overlap=overlap)
-    opts = dict(size=[R, C], place=place, seed=seed, steps=steps, scheduler=scheduler, guidance=guidance,
+    opts = dict(size=[R, C], place=place, seed=seed, refine=refine, steps=steps, scheduler=scheduler, guidance=guidance,
                 overlap=overlap, f=f, cond=hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest(),
                 inp=None if src is None else hashlib.sha1(src.astype(np.float32).tobytes()).hexdigest())
     key = _options_hash(**opts)
@@ -253,6 +282,8 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
         r0, c0 = out_box[:2]
         canvas[r0:r0 + h, c0:c0 + w] = input_clean.euler
     euler = postprocess(canvas, out_box, input_clean)
+    if refine:
+        euler = refine_orientations(euler, out_box, input_clean, cond, seed)
     ref = input_clean
     m = EBSDMap.from_euler(euler, step=ref.step if ref is not None else (1.0, 1.0),
                            phase=ref.phases[0] if ref is not None else None, source="infinityebsd")
