@@ -195,3 +195,22 @@ def test_metrics_on_real_nickel_are_plausible():
     assert 4.5 < t.coordination[interior].mean() < 8
     C = conditioning_tensor(t)
     assert C.shape == (8, 1024) and np.allclose(C.mean(axis=1), 1, atol=1e-5)
+
+
+def test_blurred_boundaries_need_a_finer_first_segmentation(rng):
+    """A 40° boundary blurred over 8 cells (5° steps, as a decoder smooths it) is bridged by a 10°
+    neighbour threshold; a 4° first segmentation, then closest-first merging, keeps the two sides
+    apart (the blurred band may stay a grain of its own, as its mean lies 15-20° from both)."""
+    from infinityebsd.crystal import axis_angle_to_quat, qmul
+
+    q0 = random_quat(1, rng)[0]
+    axis = np.array([0.2, 0.5, 0.84])
+    ramp = np.clip((np.arange(64) - 28) / 8, 0, 1) * np.deg2rad(40)  # 0 → 40° over 8 columns
+    q = qmul(q0, axis_angle_to_quat(axis, ramp))  # (64, 4), rotation grows along the row
+    m = EBSDMap.from_euler(quat_to_euler(np.broadcast_to(q, (48, 64, 4))))
+    assert clean_with_grains(m)[1].n == 1
+    cm, g = clean_with_grains(m, segment_deg=4.0)
+    assert 2 <= g.n <= 3
+    assert g.labels[0, 0] != g.labels[0, -1]
+    qa = euler_to_quat(cm.euler)
+    assert np.rad2deg(disorientation_angle(qa[:, 0], qa[:, -1])).min() > 30

@@ -121,13 +121,92 @@ def _merge(labels, quat, area, merge_pair_mask_fn):
     return cluster[labels].astype(np.int32), new_quat, new_area
 
 
+def _merge_closest_first(labels, quat, area, thr_rad):
+    """Join adjacent grains closer than ``thr_rad``, closest pair first, updating the joined grain's
+    mean orientation after each join (mean linkage). Unlike joining all close pairs at once, a chain
+    of small steps (a boundary blurred over several cells) does not collapse into one grain."""
+    import heapq
+
+    from ..crystal import to_fundamental_zone
+
+    n = len(area)
+    a, b = _neighbour_pairs(labels)
+    diff = a != b
+    key = np.unique(np.minimum(a[diff], b[diff]).astype(np.int64) * n + np.maximum(a[diff], b[diff]))
+    pa, pb = key // n, key % n
+    if len(pa) == 0:
+        return labels, quat, area
+    d = disorientation_angle(quat[pa], quat[pb])
+    close = d < thr_rad
+    if not close.any():
+        return labels, quat, area
+    q = quat.copy()
+    w = area.astype(np.float64).copy()
+    nbrs = [set() for _ in range(n)]
+    for i, j in zip(pa.tolist(), pb.tolist()):
+        nbrs[i].add(j)
+        nbrs[j].add(i)
+    heap = [(float(dd), int(i), int(j)) for dd, i, j in zip(d[close], pa[close], pb[close])]
+    heapq.heapify(heap)
+    parent = np.arange(n)
+    alive = np.ones(n, bool)
+    while heap:  # one iteration per join: a loop over grains, not cells
+        dd, i, j = heapq.heappop(heap)
+        if not (alive[i] and alive[j]) or j not in nbrs[i]:
+            continue
+        cur = float(disorientation_angle(q[i], q[j]))
+        if abs(cur - dd) > 1e-9:  # stale entry: the pair moved since it was queued
+            if cur < thr_rad:
+                heapq.heappush(heap, (cur, i, j))
+            continue
+        if w[j] > w[i]:
+            i, j = j, i
+        qj = to_fundamental_zone(q[j][None], q[i][None])[0]
+        m = w[i] * q[i] + w[j] * qj
+        q[i] = m / np.linalg.norm(m)
+        w[i] += w[j]
+        alive[j] = False
+        parent[j] = i
+        nbrs[i] |= nbrs[j]
+        nbrs[i].discard(i)
+        nbrs[i].discard(j)
+        for k in nbrs[j]:
+            nbrs[k].discard(j)
+            if k != i:
+                nbrs[k].add(i)
+        nbrs[j] = set()
+        ks = np.fromiter(nbrs[i], dtype=np.int64)
+        if len(ks):
+            dk = disorientation_angle(q[i][None], q[ks])
+            for k, v in zip(ks.tolist(), dk.tolist()):
+                if v < thr_rad:
+                    heapq.heappush(heap, (v, min(i, k), max(i, k)))
+    root = parent.copy()
+    while True:  # resolve chains of joins to their final grain
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    keep = np.flatnonzero(alive)
+    new_id = np.full(n, -1)
+    new_id[keep] = np.arange(len(keep))
+    lab = new_id[root][labels]
+    return lab.astype(np.int32), q[keep], np.bincount(lab.ravel(), minlength=len(keep))
+
+
 def clean_with_grains(m: EBSDMap, threshold_deg: float = 10.0, min_area: int = 10,
                       merge_twins: bool = True, twin_tol_deg: float = BRANDON_SIGMA3_DEG,
-                      phase: str | None = None) -> tuple[EBSDMap, Grains]:
-    """The paper's pre-processing; returns the cleaned map and its grains (see :func:`clean`)."""
+                      phase: str | None = None, segment_deg: float | None = None) -> tuple[EBSDMap, Grains]:
+    """The paper's pre-processing; returns the cleaned map and its grains (see :func:`clean`).
+
+    ``segment_deg`` (default: ``threshold_deg``) is the neighbour threshold of the first segmentation.
+    A smaller value suits maps whose boundaries are blurred over a few cells (decoded by a network):
+    the blurred cells then form slivers below ``min_area``, which are refilled from both sides, and
+    pieces of one grain are joined again by the mean-orientation merge at ``threshold_deg``.
+    """
     m = m.select_phase(phase)
     q_cells = euler_to_quat(m.euler).reshape(-1, 4)
-    g = reconstruct(m, threshold_deg, mean=False, quat_cells=q_cells)
+    g = reconstruct(m, threshold_deg if segment_deg is None else segment_deg, mean=False, quat_cells=q_cells)
     if g.n == 0 or (g.area >= min_area).sum() == 0:
         raise InputError(f"{m.source or 'map'}: no grain of at least {min_area} cells; the map is empty "
                          "or too noisy (lower --min-area?)")
@@ -155,7 +234,7 @@ def clean_with_grains(m: EBSDMap, threshold_deg: float = 10.0, min_area: int = 1
     # (a merged cluster takes its parent's orientation, which can relate it to another neighbour).
     for _ in range(20):
         n_before = len(area)
-        labels, quat, area = _merge(labels, quat, area, lambda qa, qb: disorientation_angle(qa, qb) < thr)
+        labels, quat, area = _merge_closest_first(labels, quat, area, thr)
         if merge_twins:
             labels, quat, area = _merge(labels, quat, area, lambda qa, qb: is_sigma3(qa, qb, twin_tol_deg))
         if len(area) == n_before:

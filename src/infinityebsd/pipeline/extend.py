@@ -125,14 +125,25 @@ def run_plan(pipe, plan: Plan, work: _Work, cond, seed: int, steps: int, schedul
     return True
 
 
+GENERATED_SEGMENT_DEG = 5.0
+"""First-segmentation threshold for generated maps: decoded boundaries are blurred over a few cells,
+which a 10° neighbour threshold would bridge (merging grains); see ``clean_with_grains``."""
+
+
 def postprocess(canvas_euler: np.ndarray, input_box, input_clean: EBSDMap | None, **clean_options) -> np.ndarray:
     """The paper's filtering of a generated canvas, leaving the input region exactly as it was.
 
-    The whole canvas is cleaned like ``clean``; the input cells are then restored, and generated cells
-    of a grain that reaches into the input take the orientation of that input grain.
+    The whole canvas is cleaned like ``clean`` (10° grains, 10-cell minimum, mean orientation per
+    grain; first segmentation at :data:`GENERATED_SEGMENT_DEG`); the input cells are then restored, and
+    generated cells of a grain that reaches into the input take the orientation of that input grain.
     """
     m = EBSDMap.from_euler(canvas_euler)
-    cm, g = clean_with_grains(m, **clean_options)
+    clean_options.setdefault("segment_deg", GENERATED_SEGMENT_DEG)
+    try:
+        cm, g = clean_with_grains(m, **clean_options)
+    except InputError:
+        raise InputError("the generated map holds no grain of at least 10 cells, only noise: the model "
+                         "is untrained or does not fit these metrics") from None
     out = cm.euler.copy()
     if input_box is None or input_clean is None:
         return out
