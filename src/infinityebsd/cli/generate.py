@@ -29,7 +29,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def _generation_options(f):
     opts = [
         click.option("--report", type=click.Path(file_okay=False), help="Also write the evaluation report here."),
-        click.option("--refine/--no-refine", default=False, show_default=True,
+        click.option("--refine/--no-refine", default=True, show_default=True,
                      help="Re-assign generated grains' orientations to match the target's texture and "
                           "disorientation statistics (matching crystallography)."),
         click.option("--plan", "plan_only", is_flag=True, help="Print and draw the window plan, generate nothing."),
