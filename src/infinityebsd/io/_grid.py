@@ -35,6 +35,8 @@ def place_cells(x, y, xstep, ystep, ncols, nrows, path, line_of=None):
         raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} lies outside the declared "
                           f"{ncols} x {nrows} cells", line=where(i))
     flat = row * ncols + col
+    if len(flat) == ncols * nrows and flat[0] == 0 and (np.diff(flat) == 1).all():
+        return flat  # raster order: in range and no repeats by construction
     counts = np.bincount(flat, minlength=ncols * nrows)
     if (counts > 1).any():
         cell = int(np.flatnonzero(counts > 1)[0])

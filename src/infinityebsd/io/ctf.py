@@ -133,14 +133,21 @@ def read_ctf(path) -> EBSDMap:
         raise FormatError(path, f"phase {phase[bad]} has no phase line (file declares {len(phases)})",
                           line=first_data_line + bad, field="Phase")
 
-    def grid(values, dtype=np.float64):  # scatter file order into (rows, cols) by position
+    in_order = bool((np.diff(flat) == 1).all())  # the usual case: lines already in raster order
+
+    def grid(values, dtype=np.float64):  # file order into (rows, cols) by position
+        if in_order:
+            return np.asarray(values, dtype=dtype).reshape(nrows, ncols)
         out = np.empty(expected, dtype=dtype)
         out[flat] = values
         return out.reshape(nrows, ncols)
 
     euler = np.empty((expected, 3))
     for k, c in enumerate(("Euler1", "Euler2", "Euler3")):
-        euler[flat, k] = cols[c]
+        if in_order:
+            euler[:, k] = cols[c]
+        else:
+            euler[flat, k] = cols[c]
     np.deg2rad(euler, out=euler)
     channels = {c: grid(v) for c, v in cols.items() if c not in REQUIRED_COLUMNS}
     euler = euler.reshape(nrows, ncols, 3)
