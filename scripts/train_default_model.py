@@ -1,4 +1,4 @@
-"""Reproducible recipe for the model shipped in ``src/infinityebsd/pretrained/small``.
+"""Reproducible recipe for the model shipped in ``src/infinityebsd/pretrained/compact``.
 
 Steps (each resumable on its own):
   1. a synthetic corpus with ``write_corpus`` (grain growth, varied sizes, shapes, textures);
@@ -8,8 +8,13 @@ Steps (each resumable on its own):
   4. the model folder exported in fp16 into ``--export`` (and a tarball split into 15 MB parts, which is
      how the weights come back from a rented GPU).
 
-Run on a GPU where one is available (bf16); the same command runs on a CPU, only slower:
-    python scripts/train_default_model.py --work /tmp/recipe --export src/infinityebsd/pretrained/small
+The shipped model was made on a 2-core CPU with (see MODEL_CARD.md):
+    python scripts/train_default_model.py --work /work/recipe --export /work/recipe/export/compact \
+        --maps 60 --map-size 256 --config compact --vae-steps 1500 --unet-steps 3000 --batch 16 \
+        --workers 2 --loader-workers 0
+    infinityebsd train /work/recipe/data -o /work/recipe/model --resume --steps 5000
+then the fp16 export (``export_fp16``) of /work/recipe/model. On a GPU (bf16) use ``--config small`` and
+far more maps and steps.
 """
 
 import argparse
