@@ -52,7 +52,7 @@ def _replay(plan):
     known = plan.known_mask()
     count = np.zeros(plan.canvas, int)
     P = plan.patch
-    interfere = False
+    interfere = adjacent = False
     for wave in plan.waves:
         foot = np.zeros(plan.canvas, int)
         writes = []
@@ -66,9 +66,19 @@ def _replay(plan):
             count += w
         for w in writes:  # a window's new cells must lie in no other window of its wave
             interfere |= bool((foot[w] > 1).any())
+        for a in range(len(writes)):
+            w = writes[a]
+            grown = w.copy()
+            grown[1:] |= w[:-1]
+            grown[:-1] |= w[1:]
+            grown[:, 1:] |= w[:, :-1]
+            grown[:, :-1] |= w[:, 1:]
+            for b in range(len(writes)):
+                if b != a:
+                    adjacent |= bool((grown & writes[b]).any())
         for w in writes:
             known |= w
-    return count, interfere
+    return count, interfere, adjacent
 
 
 @pytest.mark.parametrize("canvas, inp, place", [
@@ -80,10 +90,10 @@ def test_plans_write_every_cell_once(canvas, inp, place):
     P = 64
     box = None if inp is None else place_input(canvas, inp, place)
     plan = make_plan(canvas, P, box)
-    count, interfere = _replay(plan)
+    count, interfere, adjacent = _replay(plan)
     known = plan.known_mask()
     assert (count[~known] == 1).all() and (count[known] == 0).all()
-    assert not interfere
+    assert not interfere and not adjacent
     for (r, c) in plan.windows:
         assert 0 <= r <= canvas[0] - P and 0 <= c <= canvas[1] - P
     # the plan survives its JSON form
@@ -159,6 +169,32 @@ def test_cli_extend_writes_valid_ctf_read_by_orix_and_defdap(tiny_model, small_i
                                np.rad2deg(m.euler), atol=2e-4)
 
 
+def test_waves_split_across_two_processes_give_the_one_process_map(tiny_model, small_input, tmp_path):
+    """torchrun starts two gloo processes sharing each wave's windows; the map equals the one-process map."""
+    import os
+
+    inp = tmp_path / "in.ctf"
+    ie.write_ctf(small_input, inp)
+    args = ["-m", "infinityebsd", "extend", str(inp), "--size", "100x90", "--model", str(tiny_model), "--steps", "2",
+            "--seed", "4", "--batch", "1", "--no-refine"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    one = subprocess.run([sys.executable, *args, "-o", str(tmp_path / "one.ctf")], env=env, capture_output=True,
+                         text=True, timeout=240)
+    assert one.returncode == 0, one.stderr[-2000:]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+              "--master_port", str(30500 + os.getpid() % 1000)]
+    two = subprocess.run([*launch, *args, "-o", str(tmp_path / "two.ctf")], env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 processes share the windows of each wave" in two.stderr
+    plan = make_plan((100, 90), 32, place_input((100, 90), small_input.shape, "center"))
+    assert max(len(w) for w in plan.waves) >= 2  # the waves really were split
+    a, b = ie.read_map(tmp_path / "one.ctf"), ie.read_map(tmp_path / "two.ctf")
+    differ = np.abs(a.euler - b.euler).max(axis=-1) > 1e-3  # CTF angles carry 1e-4° rounding
+    assert differ.mean() < 0.01
+    assert not (tmp_path / "two.work").exists()  # every process removed its work folder
+
+
 def test_cli_generation_errors(tiny_model, small_input, tmp_path):
     inp = tmp_path / "in.ctf"
     ie.write_ctf(small_input, inp)
@@ -230,3 +266,33 @@ def test_matching_crystallography_moves_disorientations_to_target_and_spares_fix
     assert l2(q) < 0.5 * l2(q0)
     # swaps only exchange orientations: the multiset of editable orientations is a draw from the pool
     assert np.isin(np.round(q[40:], 9), np.round(pool, 9)).all(axis=1).all()
+
+
+def test_generated_cells_that_continue_a_known_grain_take_its_orientation(rng):
+    from infinityebsd.crystal import axis_angle_to_quat, disorientation_angle, euler_to_quat, qmul, quat_to_euler
+    from infinityebsd.pipeline.continuation import continue_grains
+
+    P = 40
+    A, B = np.deg2rad([10.0, 20.0, 30.0]), np.deg2rad([50.0, 35.0, 5.0])
+    truth = np.zeros((P, P, 3))
+    truth[:20] = A
+    truth[20:] = B
+    known = np.zeros((P, P), bool)
+    known[:, :20] = True
+    # the decoder's view: the two grains run on across the border, each cell off by 2° about a random axis;
+    # a third grain C, 40° from B, sits in the lower right corner
+    q = euler_to_quat(truth)
+    C = qmul(axis_angle_to_quat([1.0, 0.0, 0.0], np.deg2rad(40.0)), euler_to_quat(B))
+    q[30:, 30:] = C
+    axes = rng.normal(size=(P, P, 3))
+    noisy = qmul(axis_angle_to_quat(axes / np.linalg.norm(axes, axis=-1, keepdims=True), np.deg2rad(2.0)), q)
+    decoded = quat_to_euler(noisy)
+    out = continue_grains(truth, known, decoded)
+    np.testing.assert_array_equal(out[known], truth[known])
+    got = euler_to_quat(out)
+    exact = np.rad2deg(disorientation_angle(got, euler_to_quat(truth))) < 1e-3
+    third = np.zeros((P, P), bool)
+    third[30:, 30:] = True
+    assert exact[~third].all()  # both grains continue with their exact orientations
+    # the third grain keeps its decoded orientations: it continues nothing
+    np.testing.assert_allclose(out[third], decoded[third])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -72,6 +73,8 @@ def load_pipeline(model_dir, device):
 
         if not torch.cuda.is_available():
             raise InputError("--device cuda, but torch sees no CUDA device; use --device cpu")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one GPU per process under accelerate launch
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     try:
         model = load_model(folder, device="cpu")
     except InputError:
@@ -80,7 +83,7 @@ def load_pipeline(model_dir, device):
         raise InputError(f"{folder}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
     import torch
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     return InpaintPipeline(model, device=device, dtype=dtype)
 
 
@@ -146,6 +149,8 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
     res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
                  guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
                  mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine)
+    if res is None:  # a helper process of a multi-process job: the first one writes the outputs
+        return
     for p in write_outputs(res, output):
         click.echo(f"wrote {p}")
     if report:
@@ -176,6 +181,8 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
       infinityebsd extend small.ctf --size 1024x1024 -o big.ctf
       infinityebsd extend small.ctf --size 1024x3000 --place top-left -o strip.ctf
       infinityebsd extend small.ctf --size 8192x8192 -o huge.ctf --resume
+      accelerate launch --num_processes 4 -m infinityebsd extend small.ctf --size 8192x8192 \
+          -o huge.ctf --device cuda     # 4 GPUs share each wave's windows
     """
     from ..io import read_map
 

@@ -56,6 +56,18 @@ def grain_scale(mean_size: float, info: dict, log=print) -> float:
     return f
 
 
+def processes():
+    """Accelerate's process state when this job runs as several processes (``accelerate launch`` or
+    ``torchrun``), else None. Several processes share each wave's windows and exchange the results."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # without a GPU, cpu=True makes Accelerate set up gloo (else each process would run alone)
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 class _Work:
     """The resumable state of a job: canvas and known mask as memory-mapped .npy files + state.json."""
 
@@ -88,34 +100,44 @@ class _Work:
 
 
 def run_plan(pipe, plan: Plan, work: _Work, cond, seed: int, steps: int, scheduler: str, guidance: float,
-             batch: int, progress: bool = True, stop_after_waves: int | None = None) -> bool:
-    """Run the waves of ``plan`` not done yet on the work canvas; returns True when all are done."""
+             batch: int, progress: bool = True, stop_after_waves: int | None = None, state=None) -> bool:
+    """Run the waves of ``plan`` not done yet on the work canvas; returns True when all are done.
+
+    With several processes (``state`` from :func:`processes`), process k denoises windows k, k+n, ...
+    of each wave; every process then writes all of the wave's windows into its own canvas. Windows
+    carry their own seeds, so the map does not depend on how a wave is split.
+    """
     from tqdm.auto import tqdm
 
     P = plan.patch
+    rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     done = work.state["waves_done"]
     total = plan.n_windows
     start = sum(len(w) for w in plan.waves[:done])
-    bar = tqdm(total=total, initial=start, unit="window", disable=not progress, desc="generating")
+    bar = tqdm(total=total, initial=start, unit="window", disable=not progress or rank > 0, desc="generating")
     for wi in range(done, len(plan.waves)):
         wave = plan.waves[wi]
         bar.set_postfix(wave=f"{wi + 1}/{len(plan.waves)}")
-        for a in range(0, len(wave), max(1, batch)):
-            idx = wave[a:a + batch]
-            sl = [(slice(plan.windows[i][0], plan.windows[i][0] + P), slice(plan.windows[i][1], plan.windows[i][1] + P))
-                  for i in idx]
-            e = np.stack([np.asarray(work.canvas[s], dtype=np.float64) for s in sl])
-            k = np.stack([np.asarray(work.known[s]) for s in sl])
+        mine = wave[rank::world]
+        results = []
+        for a in range(0, len(mine), max(1, batch)):
+            idx = mine[a:a + batch]
+            e = np.stack([np.asarray(work.canvas[_window_slice(plan, i)], dtype=np.float64) for i in idx])
+            k = np.stack([np.asarray(work.known[_window_slice(plan, i)]) for i in idx])
             out = pipe(e, k, cond, seeds=[seed * 1_000_003 + i for i in idx], steps=steps,
                        scheduler=scheduler, guidance=guidance)
-            for s, o, kk in zip(sl, out, k):
-                # only cells unknown before this wave are written; known ones stay as they are
-                cur = np.asarray(work.canvas[s])
-                work.canvas[s] = np.where(kk[..., None], cur, o.astype(np.float32))
-            bar.update(len(idx))
+            results += [(i, o.astype(np.float32)) for i, o in zip(idx, out)]
+            bar.update(len(idx) * world)
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            results = gather_object(results)
+        for i, o in results:
+            # only cells unknown before this wave are written; known ones stay as they are
+            s = _window_slice(plan, i)
+            work.canvas[s] = np.where(work.known[s][..., None], work.canvas[s], o)
         for i in wave:
-            r, c = plan.windows[i]
-            work.known[r:r + P, c:c + P] = True
+            work.known[_window_slice(plan, i)] = True
         work.state["waves_done"] = wi + 1
         work.save()
         if stop_after_waves is not None and wi + 1 - done >= stop_after_waves and wi + 1 < len(plan.waves):
@@ -123,6 +145,11 @@ def run_plan(pipe, plan: Plan, work: _Work, cond, seed: int, steps: int, schedul
             return False
     bar.close()
     return True
+
+
+def _window_slice(plan: Plan, i: int):
+    r, c = plan.windows[i]
+    return slice(r, r + plan.patch), slice(c, c + plan.patch)
 
 
 GENERATED_SEGMENT_DEG = 5.0
@@ -222,7 +249,8 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
     tensor of the cleaned input. ``work_dir`` holds the resumable state (required for ``resume``).
     ``refine`` re-assigns the generated grains' orientations to match the target's orientation and
     disorientation statistics (:mod:`.crystallography`). Returns None when stopped early by
-    ``stop_after_waves`` (tests of resumption).
+    ``stop_after_waves`` (tests of resumption), and in all processes but the first when the job runs
+    as several processes (:func:`processes`).
     """
     R, C = int(size[0]), int(size[1])
     P = pipe.patch
@@ -261,26 +289,56 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
                 overlap=overlap, f=f, cond=hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest(),
                 inp=None if src is None else hashlib.sha1(src.astype(np.float32).tobytes()).hexdigest())
     key = _options_hash(**opts)
-    work = _Work(work_dir) if work_dir else None
-    if work is None:
+    state = processes()
+    rank = state.process_index if state is not None else 0
+    own_tmp = work_dir is None
+    if own_tmp:
         import tempfile
 
-        work = _Work(tempfile.mkdtemp(prefix="infinityebsd-"))
-    if resume and work.exists():
+        work_dir = tempfile.mkdtemp(prefix="infinityebsd-")
+    # each process keeps its own canvas (no shared file system needed): the first in work_dir,
+    # process k in work_dir/rank-k
+    work = _Work(Path(work_dir) / f"rank-{rank}" if rank else work_dir)
+    resuming = resume and work.exists()
+    if resuming:
         work.open()
         if work.state.get("key") != key:
             raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
                              "without --resume to start again")
-        log(f"resuming after wave {work.state['waves_done']} of {len(plan.waves)}")
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        saved = gather_object([work.state["waves_done"] if resuming else -1])
+        if resume and len(set(saved)) > 1:
+            raise InputError(f"{work_dir}: the processes of this job were stopped at different waves; "
+                             "run without --resume to start again")
+    if state is not None and rank == 0:
+        log(f"{state.num_processes} processes share the windows of each wave")
+    if resuming:
+        if rank == 0:
+            log(f"resuming after wave {work.state['waves_done']} of {len(plan.waves)}")
     else:
+        # the first process (re)creates work_dir, which holds the others' folders
+        if rank > 0:
+            state.wait_for_everyone()
         work.create((Rs, Cs), {"key": key, "waves_done": 0, "plan": plan.to_json()})
         if src is not None:
             r0, c0, hs, ws = box
             work.canvas[r0:r0 + hs, c0:c0 + ws] = src
             work.known[r0:r0 + hs, c0:c0 + ws] = True
         work.save()
+        if rank == 0 and state is not None:
+            state.wait_for_everyone()
     finished = run_plan(pipe, plan, work, cond, seed, steps, scheduler, guidance, batch, progress,
-                        stop_after_waves)
+                        stop_after_waves, state)
+    if state is not None:
+        state.wait_for_everyone()
+        if rank > 0:  # the first process post-processes and writes the map
+            if finished:
+                work.remove()
+                if own_tmp:
+                    shutil.rmtree(work_dir, ignore_errors=True)
+            return None
     if not finished:
         return None
     canvas = np.asarray(work.canvas, dtype=np.float64)

@@ -5,7 +5,8 @@ known part of each window is encoded, the 9-channel UNet input is built from the
 masked-map latent and the mask downsampled to latent size, the latent is denoised with metric
 conditioning (rows of NaN in the conditioning tensor stand for metrics not given and use the learned
 null tokens; ``guidance > 1`` adds classifier-free guidance against the all-null condition), decoded,
-and only the unknown cells are replaced.
+and only the unknown cells are replaced; generated cells that continue a known grain take its
+orientation (:mod:`.continuation`).
 
 Each window's starting noise comes from its own seed, so a window gives the same result whether it is
 denoised alone or in a batch.
@@ -19,6 +20,7 @@ import torch
 from ..data.representation import decode, encode
 from ..errors import InputError
 from ..models.ldm import LatentDiffusionModel, unet_input
+from .continuation import continue_grains
 
 SCHEDULERS = ("pndm", "dpm", "ddim")
 
@@ -40,7 +42,7 @@ def make_scheduler(model: LatentDiffusionModel, kind: str = "dpm"):
 class InpaintPipeline:
     """Fill windows with a trained :class:`~infinityebsd.models.ldm.LatentDiffusionModel`."""
 
-    def __init__(self, model: LatentDiffusionModel, device="cpu", dtype=torch.float32):
+    def __init__(self, model: LatentDiffusionModel, device="cpu", dtype=torch.float32, continuation: bool = True):
         for part in ("vae", "unet", "metric_encoder", "scheduler"):
             if getattr(model, part) is None:
                 raise InputError(f"the model folder lacks its '{part}' part; train it first")
@@ -53,6 +55,7 @@ class InpaintPipeline:
         self.representation = model.info.get("representation", "euler")
         self.patch = int(model.info.get("patch", model.vae.config.sample_size))
         self.scale = model.scaling_factor
+        self.continuation = continuation  # snap generated cells onto the known grains they continue
 
     @torch.no_grad()
     def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,4 +111,6 @@ class InpaintPipeline:
             latents = sched.step(eps, t, latents).prev_sample
         out = self.model.vae.decode(latents / self.scale).sample.float().cpu().numpy()
         dec = np.stack([decode(o, self.representation) for o in out])
+        if self.continuation:
+            return np.stack([continue_grains(e, k, d) for e, k, d in zip(euler, known, dec)])
         return np.where(known[..., None], euler, dec)
