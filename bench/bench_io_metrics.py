@@ -2,7 +2,8 @@
 
 Makes a 2048×2048 map with ~10 000 grains (Voronoi cells, random orientations, 0.5° noise, 1 %
 non-indexed cells), writes it as CTF, then measures:
-  * read time of `infinityebsd.read_map` and of `orix.io.load` on the same file (ratio = orix / ours);
+  * read time of `infinityebsd.read_map` and of `orix.io.load` on the same file (ratio = orix / ours),
+    each the best of --repeat runs, in the same process;
   * wall time of `infinityebsd metrics FILE --json OUT` in a fresh process (reading, reconstruction,
     cleaning, metrics, JSON).
 Run: python bench/bench_io_metrics.py [--size 2048] [--grains 10000] [--repeat 2]
@@ -50,6 +51,7 @@ def main():
     ap.add_argument("--grains", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "big.ctf")
         m = make_map(a.size, a.grains)
@@ -59,13 +61,14 @@ def main():
         try:
             from orix import io as oio
 
-            t_orix = best(lambda: oio.load(path), 1)
+            t_orix = best(lambda: oio.load(path), a.repeat)
         except ImportError:
             t_orix = float("nan")
         cmd = [sys.executable, "-m", "infinityebsd", "metrics", path, "--json", os.path.join(tmp, "m.json")]
         t_cli = best(lambda: subprocess.run(cmd, check=True, capture_output=True), a.repeat)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[0]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+          f"; load average at start {load} (other jobs sharing the cores)")
     print(f"map: {a.size}x{a.size} cells, {a.grains} Voronoi grains, file {mb:.0f} MB; metrics says: {out}")
     print(f"{'figure':<44}{'seconds':>10}{'ratio':>10}")
     print(f"{'write_ctf':<44}{t_write:>10.2f}")

@@ -46,6 +46,24 @@ def place_cells(x, y, xstep, ystep, ncols, nrows, path, line_of=None):
     return flat
 
 
+def on_raster(x, y, origin, xstep, ystep, ncols, start=0) -> bool:
+    """Whether points ``start, start + 1, ...`` at positions ``(x, y)`` lie on cells ``start, start + 1,
+    ...`` (row-major, X fastest) of the grid whose first cell is at ``origin``.
+
+    With ``origin`` the smallest X and Y, these are the cells :func:`place_cells` gives them (the same
+    arithmetic and 0.1-step tolerance). Files are nearly always written in this order, and checking it
+    a chunk at a time is far cheaper than placing every point.
+    """
+    row, col = np.divmod(np.arange(start, start + len(x)), ncols)
+    for v, o, step, index in ((x, origin[0], xstep, col), (y, origin[1], ystep, row)):
+        t = np.subtract(v, o, dtype=np.float64)
+        t /= step
+        t -= index
+        if not np.abs(t, out=t).max(initial=0.0) <= 0.1:
+            return False
+    return True
+
+
 def atomic_write_bytes(path, chunks) -> None:
     """Write an iterable of byte strings to ``path`` through a temporary file and a rename, so a
     reader never sees a half-written file and a killed job leaves the old file intact."""

@@ -7,17 +7,23 @@ positions, not by line order. See ``shared/docs/ctf-format.md`` for the layout.
 
 from __future__ import annotations
 
+import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..errors import FormatError
-from ._grid import atomic_write_bytes, place_cells
+from ._grid import atomic_write_bytes, on_raster, place_cells
 from .ebsdmap import EBSDMap, Phase
 
 REQUIRED_KEYS = ("XCells", "YCells", "XStep", "YStep")
 REQUIRED_COLUMNS = ("Phase", "X", "Y", "Euler1", "Euler2", "Euler3")
 MAX_CELLS = 400_000_000
+_HEAD_BYTES = 1 << 20  # read first; a header is a few kB
+_PART_BYTES = 16 << 20  # smallest data block worth a thread of its own
+_MAX_PARTS = 8
+_CHUNK_ROWS = 1 << 18  # lines pandas converts at a time: 2 MB per column, small enough to stay cached
 
 
 def _number(text: str, path, line: int, field: str, kind=float, comma=False):
@@ -81,16 +87,19 @@ def read_ctf(path) -> EBSDMap:
     """Read an Oxford ``.ctf`` file into an :class:`EBSDMap` (angles converted to radians)."""
     path = os.fspath(path)
     with open(path, "rb") as fh:
-        raw = fh.read()
-    # The header is short; find it without decoding the (large) data block.
-    head_end = raw.find(b"\nPhase\tX\tY")
+        # The header is short; read it alone. The parsing threads read the (large) data block.
+        head = fh.read(_HEAD_BYTES)
+        if not _has_column_line(head):
+            head += fh.read()  # a very long header, or none at all
+        size = os.fstat(fh.fileno()).st_size
+    head_end = head.find(b"\nPhase\tX\tY")
     if head_end < 0:
-        head_text = raw[:65536].decode("latin-1")
+        head_text = head[:65536].decode("latin-1")
         _parse_header(head_text.replace("\r\n", "\n").split("\n"), path)  # raises the precise error
         raise FormatError(path, "no column header line found")
-    nl = raw.find(b"\n", head_end + 1)
-    nl = len(raw) if nl < 0 else nl
-    head_lines = raw[: nl + 1].decode("latin-1").replace("\r\n", "\n").rstrip("\n").split("\n")
+    nl = head.find(b"\n", head_end + 1)
+    nl = len(head) if nl < 0 else nl
+    head_lines = head[: nl + 1].decode("latin-1").replace("\r\n", "\n").rstrip("\n").split("\n")
     header, phases, columns, col_line = _parse_header(head_lines, path)
     first_data_line = col_line + 2  # 1-based
 
@@ -117,49 +126,143 @@ def read_ctf(path) -> EBSDMap:
     if not phases:
         raise FormatError(path, "no phase lines ('Phases N' followed by N lines)", field="Phases")
 
-    data = raw[nl + 1 :]
+    data_start = min(nl + 1, size)
+    with open(path, "rb") as fh:
+        bounds = _split_lines(fh, data_start, size, _parts(size - data_start))
     ncolumns = len(columns)
     expected = ncols * nrows
-    cols = _parse_table(data, ncolumns, comma)
-    if cols is None or len(cols[0]) != expected:
-        _locate_bad_line(data.replace(b",", b".") if comma else data, ncolumns, expected, path, first_data_line)
-    cols = dict(zip(columns, cols))
+    pool = ThreadPoolExecutor(len(bounds) - 1) if len(bounds) > 2 else None
 
-    flat = place_cells(cols["X"], cols["Y"], xstep, ystep, ncols, nrows, path,
-                       line_of=lambda i: first_data_line + i)
-    phase = cols["Phase"].astype(np.int32)
-    if phase.min() < 0 or phase.max() > len(phases):
-        bad = int(np.flatnonzero((phase < 0) | (phase > len(phases)))[0])
-        raise FormatError(path, f"phase {phase[bad]} has no phase line (file declares {len(phases)})",
-                          line=first_data_line + bad, field="Phase")
+    def each(fn, items):  # fn over items, side by side on the pool's threads when there is one
+        return list(pool.map(fn, items)) if pool else [fn(x) for x in items]
 
-    in_order = bool((np.diff(flat) == 1).all())  # the usual case: lines already in raster order
+    try:
+        parts = each(lambda r: _parse_range(path, r[0], r[1], ncolumns, comma), zip(bounds[:-1], bounds[1:]))
+        chunks = None if any(p is None for p in parts) else [c for p in parts for c in p if len(c[0])]
+        if chunks is None or sum(len(c[0]) for c in chunks) != expected:
+            with open(path, "rb") as fh:
+                fh.seek(data_start)
+                data = fh.read()
+            _locate_bad_line(data.replace(b",", b".") if comma else data, ncolumns, expected, path,
+                             first_data_line)
+        index = {c: k for k, c in enumerate(columns)}
+        starts = np.cumsum([0] + [len(ch[0]) for ch in chunks])
+        origin = tuple(min(ch[index[c]].min() for ch in chunks) for c in ("X", "Y"))
+        euler = np.empty((expected, 3))
+        phase = np.empty(expected, dtype=np.int32)
+        channels = {c: np.empty(expected) for c in columns if c not in REQUIRED_COLUMNS}
 
-    def grid(values, dtype=np.float64):  # file order into (rows, cols) by position
-        if in_order:
-            return np.asarray(values, dtype=dtype).reshape(nrows, ncols)
-        out = np.empty(expected, dtype=dtype)
-        out[flat] = values
-        return out.reshape(nrows, ncols)
+        def fill(k, flat=None):
+            """Copy chunk k into the grids: to cells ``starts[k]...`` when ``flat`` is None (the file in
+            raster order, the usual case), else to the cells ``flat`` gives. Returns whether the chunk
+            was in raster order and whether its phases are all declared."""
+            ch, a, b = chunks[k], starts[k], starts[k + 1]
+            at = slice(a, b) if flat is None else flat[a:b]
+            for j, c in enumerate(("Euler1", "Euler2", "Euler3")):
+                euler[at, j] = np.deg2rad(ch[index[c]])
+            for c, grid in channels.items():
+                grid[at] = ch[index[c]]
+            ph = ch[index["Phase"]].astype(np.int32)
+            phase[at] = ph
+            raster = flat is not None or on_raster(ch[index["X"]], ch[index["Y"]], origin, xstep, ystep,
+                                                   ncols, start=a)
+            return raster, ph.min() >= 0 and ph.max() <= len(phases)
 
-    euler = np.empty((expected, 3))
-    for k, c in enumerate(("Euler1", "Euler2", "Euler3")):
-        if in_order:
-            euler[:, k] = cols[c]
-        else:
-            euler[flat, k] = cols[c]
-    np.deg2rad(euler, out=euler)
-    channels = {c: grid(v) for c, v in cols.items() if c not in REQUIRED_COLUMNS}
-    euler = euler.reshape(nrows, ncols, 3)
-    phase = grid(phase, np.int32)
+        # numpy releases the GIL while copying, so the chunks fill side by side
+        checks = each(fill, range(len(chunks)))
+        flat = None
+        if not all(raster for raster, _ in checks):
+            x, y = (np.concatenate([ch[index[c]] for ch in chunks]) for c in ("X", "Y"))
+            flat = place_cells(x, y, xstep, ystep, ncols, nrows, path, line_of=lambda i: first_data_line + i)
+        if not all(ok for _, ok in checks):
+            ph = np.concatenate([ch[index["Phase"]] for ch in chunks]).astype(np.int32)
+            bad = int(np.flatnonzero((ph < 0) | (ph > len(phases)))[0])
+            raise FormatError(path, f"phase {ph[bad]} has no phase line (file declares {len(phases)})",
+                              line=first_data_line + bad, field="Phase")
+        if flat is not None:  # lines out of order: place the cells by their positions after all
+            each(lambda k: fill(k, flat), range(len(chunks)))
+    finally:
+        if pool:
+            pool.shutdown()
+    channels = {c: v.reshape(nrows, ncols) for c, v in channels.items()}
     header["_columns"] = "\t".join(columns)
-    return EBSDMap(euler=euler, phase_id=phase.reshape(nrows, ncols), step=(ystep, xstep),
-                   phases=phases, header=header, channels=channels, source=path)
+    return EBSDMap(euler=euler.reshape(nrows, ncols, 3), phase_id=phase.reshape(nrows, ncols),
+                   step=(ystep, xstep), phases=phases, header=header, channels=channels, source=path)
 
 
-def _parse_table(data: bytes, ncolumns: int, comma: bool):
-    """The data block as a list of ``ncolumns`` float64 column arrays, or None when it is not a clean
-    table (the caller then finds and names the bad line).
+def _has_column_line(head: bytes) -> bool:
+    i = head.find(b"\nPhase\tX\tY")
+    return i >= 0 and head.find(b"\n", i + 1) >= 0
+
+
+def _parts(nbytes: int) -> int:
+    """How many pieces to parse the data block in: one per core, none smaller than ``_PART_BYTES``.
+
+    pandas' tokenizer and float conversion release the GIL, so threads scale with the cores.
+    """
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return 1  # numpy's parser holds the GIL
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, _MAX_PARTS, nbytes // _PART_BYTES))
+
+
+def _split_lines(fh, start: int, stop: int, parts: int) -> list[int]:
+    """Byte offsets ``start, ..., stop`` that cut ``[start, stop)`` into ``parts`` runs of whole lines."""
+    bounds = [start]
+    for k in range(1, parts):
+        fh.seek(max(bounds[-1], start + (stop - start) * k // parts))
+        pos = fh.tell()
+        while True:
+            block = fh.read(1 << 16)
+            i = block.find(b"\n")
+            if i >= 0 or not block:
+                pos = pos + i + 1 if i >= 0 else stop
+                break
+            pos += len(block)
+        if pos < stop:
+            bounds.append(pos)
+    return bounds + [stop]
+
+
+class _FileWindow(io.BufferedIOBase):
+    """Bytes ``[start, stop)`` of a file as a read-only binary file.
+
+    Each thread streams its own part of the data block through pandas in small reads, rather than
+    holding a copy of the whole part (less memory traffic, and reading overlaps parsing).
+    """
+
+    def __init__(self, path, start: int, stop: int):
+        self._fh = open(path, "rb")
+        self._fh.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size=-1) -> bytes:
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._fh.read(size)
+        self._left -= len(data)
+        return data
+
+    read1 = read
+
+    def close(self):
+        self._fh.close()
+        super().close()
+
+
+def _parse_range(path, start: int, stop: int, ncolumns: int, comma: bool):
+    """:func:`_parse_table` of bytes ``[start, stop)`` of the file."""
+    with _FileWindow(path, start, stop) as src:
+        return _parse_table(src, ncolumns, comma)
+
+
+def _parse_table(src, ncolumns: int, comma: bool):
+    """The data block (a binary file) as a list of chunks of lines, each a list of ``ncolumns`` float64
+    column arrays, or None when it is not a clean table (the caller then finds and names the bad line).
 
     pandas' C tokenizer is the fast path (several times numpy's text parser); without pandas, numpy.
     """
@@ -168,21 +271,19 @@ def _parse_table(data: bytes, ncolumns: int, comma: bool):
     except ImportError:
         pd = None
     if pd is not None:
-        import io
-
         try:
-            df = pd.read_csv(io.BytesIO(data), sep="\t", header=None, dtype=np.float64, engine="c",
-                             decimal="," if comma else ".", skip_blank_lines=True)
+            # Chunks that the caller copies straight into the grids: joining them into whole columns
+            # (what pandas does otherwise) allocates ~400 MB per 2048x2048 map, and on a VM the page
+            # faults took longer than the parsing.
+            with pd.read_csv(src, sep="\t", header=None, dtype=np.float64, engine="c", chunksize=_CHUNK_ROWS,
+                             decimal="," if comma else ".", skip_blank_lines=True) as reader:
+                chunks = [_clean_columns([df[c].to_numpy() for c in df.columns], ncolumns) for df in reader]
         except pd.errors.EmptyDataError:
-            return [np.empty(0)] * ncolumns
+            return []
         except (ValueError, pd.errors.ParserError):
             return None
-        cols = [df[c].to_numpy() for c in df.columns]
-        while len(cols) > ncolumns and np.isnan(cols[-1]).all():  # trailing tabs
-            cols.pop()
-        if len(cols) != ncolumns or any(np.isnan(c).any() for c in cols):
-            return None
-        return cols
+        return None if any(c is None for c in chunks) else chunks
+    data = src.read()
     if comma:
         data = data.replace(b",", b".")
     try:
@@ -191,7 +292,16 @@ def _parse_table(data: bytes, ncolumns: int, comma: bool):
         return None
     if flat.size % ncolumns:
         return None
-    return list(flat.reshape(-1, ncolumns).T)
+    return [list(flat.reshape(-1, ncolumns).T)]
+
+
+def _clean_columns(cols, ncolumns: int):
+    """``cols`` without the empty columns that trailing tabs make, or None if any value is missing."""
+    while len(cols) > ncolumns and np.isnan(cols[-1]).all():
+        cols.pop()
+    if len(cols) != ncolumns or any(np.isnan(c).any() for c in cols):
+        return None
+    return cols
 
 
 def _locate_bad_line(data: bytes, ncolumns: int, expected: int, path, first_line: int):
