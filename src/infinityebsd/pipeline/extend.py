@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..grains import clean, clean_with_grains
+from ..grains import clean_with_grains
 from ..io import EBSDMap
 from ..io._grid import atomic_write_bytes
 from ..metrics import conditioning_tensor, grain_table, metrics_of
@@ -109,7 +109,6 @@ def run_plan(pipe, plan: Plan, work: _Work, cond, seed: int, steps: int, schedul
     """
     from tqdm.auto import tqdm
 
-    P = plan.patch
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     done = work.state["waves_done"]
     total = plan.n_windows
