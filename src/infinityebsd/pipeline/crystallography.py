@@ -107,3 +107,104 @@ def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndar
             counts += delta
             d[bnd] = new
     return q
+
+
+def _grain_pairs(labels: np.ndarray) -> np.ndarray:
+    """Unique 4-adjacent grain pairs (a < b) of a label map."""
+    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()]).astype(np.int64)
+    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()]).astype(np.int64)
+    d = a != b
+    lo, hi = np.minimum(a[d], b[d]), np.maximum(a[d], b[d])
+    n = int(labels.max()) + 1
+    key = np.unique(lo * n + hi)
+    return np.stack([key // n, key % n], axis=1)
+
+
+def _modal_orientation(labels_known: np.ndarray, euler_known: np.ndarray, n: int):
+    """Per grain, the orientation found most often among its known cells (rounded to 1e-6 rad).
+
+    Returns (has (n,) bool, euler (n, 3)). Known cells of one grain usually share one orientation
+    exactly (a cleaned input); the mode, not the mean, keeps that orientation bit for bit.
+    """
+    has = np.zeros(n, bool)
+    out = np.zeros((n, 3))
+    if len(labels_known) == 0:
+        return has, out
+    key = np.round(euler_known, 6)
+    rows = np.column_stack([labels_known.astype(np.float64), key])
+    uniq, first, cnt = np.unique(rows, axis=0, return_index=True, return_counts=True)
+    lab = uniq[:, 0].astype(np.int64)
+    # per grain the row with the largest count (ties: the smallest orientation, deterministic)
+    order = np.lexsort((-cnt, lab))
+    top = np.ones(len(order), bool)
+    top[1:] = lab[order][1:] != lab[order][:-1]
+    pick = order[top]
+    has[lab[pick]] = True
+    out[lab[pick]] = euler_known[first[pick]]
+    return has, out
+
+
+def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: np.ndarray, cond=None,
+                            target_quat: np.ndarray | None = None,
+                            target_disorientation_deg: np.ndarray | None = None, seed: int = 0,
+                            swaps: int | None = None) -> np.ndarray:
+    """Bunge angles (H, W, 3) for a complete grain label map, keeping what is known.
+
+    Parameters
+    ----------
+    labels : (H, W) int, grains 0..n-1 covering every cell.
+    known : (H, W) bool, cells whose orientation is fixed.
+    known_euler : (H, W, 3) Bunge angles (radians); only known cells are read.
+    cond : conditioning tensor, used when ``target_quat`` / ``target_disorientation_deg`` are missing.
+    target_quat : (k, 4) orientations new grains draw from; default the known grains' (or ``cond``'s).
+    target_disorientation_deg : boundary disorientations (degrees) whose histogram the new grains'
+        boundaries should follow; default ``cond``'s row, else the known grains' own boundaries.
+    swaps : swap trials of :func:`match_crystallography` (default 20 per new grain).
+
+    Every grain with known cells takes the orientation found most often among them (known cells
+    keep exactly their own); every other grain gets one orientation from :func:`match_crystallography`
+    with the known grains as fixed neighbours.
+    """
+    from ..crystal import quat_to_euler, random_quat
+
+    labels = np.asarray(labels)
+    known = np.asarray(known, bool)
+    known_euler = np.asarray(known_euler, np.float64)
+    if labels.shape != known.shape or known_euler.shape != labels.shape + (3,):
+        raise ValueError("labels, known and known_euler must share the map shape")
+    lab = labels.astype(np.int64)
+    n = int(lab.max()) + 1
+    has, grain_eul = _modal_orientation(lab[known], known_euler[known], n)
+    quat = np.zeros((n, 4))
+    quat[:, 0] = 1.0
+    if has.any():
+        quat[has] = euler_to_quat(grain_eul[has])
+    pairs = _grain_pairs(lab)
+    editable = ~has
+    rng = np.random.default_rng(seed)
+    if editable.any():
+        if target_quat is None or len(target_quat) == 0:
+            target_quat = quat[has] if cond is None and has.any() else None
+        if target_disorientation_deg is None and cond is None and len(pairs):
+            both = has[pairs[:, 0]] & has[pairs[:, 1]]
+            if both.any():
+                target_disorientation_deg = np.rad2deg(disorientation_angle(quat[pairs[both, 0]], quat[pairs[both, 1]]))
+        if target_quat is None and cond is None:
+            # nothing to follow: a random texture (Mackenzie boundaries), no swapping
+            quat[editable] = random_quat(int(editable.sum()), rng)
+        else:
+            if target_disorientation_deg is None and cond is None:
+                hist = None
+            else:
+                hist = target_disorientation_hist(None if cond is None else np.asarray(cond), target_disorientation_deg)
+            quat = match_crystallography(pairs, quat, editable,
+                                         hist if hist is not None else np.zeros(len(BINS) - 1),
+                                         target_quat=target_quat, C=None if cond is None else np.asarray(cond),
+                                         swaps=0 if hist is None else swaps, seed=int(rng.integers(1 << 31)))
+    eul = np.empty((n, 3))
+    eul[has] = grain_eul[has]
+    if editable.any():
+        eul[editable] = quat_to_euler(quat[editable])
+    out = eul[lab]
+    out[known] = known_euler[known]
+    return out
