@@ -1,5 +1,6 @@
 """Readers and writers: round trips through orix and DefDAP, real files, and bad input."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,62 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, rng, monkeypatch):
         write_ctf(m, p)
     assert p.read_bytes() == before
     assert [f.name for f in tmp_path.iterdir()] == ["x.ctf"]
+
+
+@pytest.mark.parametrize("kind", ["text", "bytes", "path", "dir"])
+def test_shared_atomic_writers_leave_old_file_and_no_temp_on_failure(tmp_path, kind):
+    # The one write primitive every layer uses: a failure in the middle keeps the old content and
+    # leaves nothing behind; a success replaces the content with the usual permissions.
+    from infinityebsd._shared import atomic_dir, atomic_path, atomic_write, atomic_write_bytes
+
+    target = tmp_path / ("d" if kind == "dir" else "f.json")
+    if kind == "dir":
+        target.mkdir()
+        (target / "a").write_text("old")
+    else:
+        target.write_text("old")
+
+    def write(fail):
+        if kind == "text":
+            with atomic_write(target) as fh:
+                fh.write("new")
+                if fail:
+                    raise RuntimeError("disk full")
+        elif kind == "bytes":
+            def chunks():
+                yield b"ne"
+                if fail:
+                    raise RuntimeError("disk full")
+                yield b"w"
+            atomic_write_bytes(target, chunks())
+        elif kind == "path":
+            with atomic_path(target) as tmp:
+                assert Path(tmp).parent == tmp_path and tmp.endswith(".json")  # same folder, same type
+                Path(tmp).write_text("new")
+                if fail:
+                    raise RuntimeError("disk full")
+        else:
+            with atomic_dir(target) as tmp:
+                (Path(tmp) / "a").write_text("new")
+                if fail:
+                    raise RuntimeError("disk full")
+
+    read = (lambda: (target / "a").read_text()) if kind == "dir" else target.read_text
+    with pytest.raises(RuntimeError, match="disk full"):
+        write(fail=True)
+    assert read() == "old"
+    assert sorted(f.name for f in tmp_path.iterdir()) == [target.name]
+    write(fail=False)
+    assert read() == "new"
+    assert sorted(f.name for f in tmp_path.iterdir()) == [target.name]
+    if kind != "dir":
+        umask = os.umask(0)
+        os.umask(umask)
+        assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_old_import_path_of_atomic_write_bytes_still_works():
+    from infinityebsd._shared import atomic_write_bytes
+    from infinityebsd.io._grid import atomic_write_bytes as old
+
+    assert old is atomic_write_bytes

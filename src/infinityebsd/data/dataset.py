@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._shared import atomic_write, atomic_write_text
 from ..crystal import quat_to_euler
 from ..errors import InputError
 from . import representation as rep
@@ -177,20 +177,6 @@ def windows(shape, patch: int, overlap: float = 0.5) -> list[tuple[int, int]]:
     return [(r, c) for r in range(0, rows - patch + 1, stride) for c in range(0, cols - patch + 1, stride)]
 
 
-def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, arr)
-    os.replace(tmp, path)
-
-
-def _atomic_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
-
-
 def _file_id(p: Path) -> str:
     st = p.stat()
     return hashlib.sha1(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:12]
@@ -271,14 +257,15 @@ def build_dataset(inputs, out, patch: int = 256, overlap: float = 0.5, augment_m
             return
         k = len(manifest["shards"])
         names = {"euler": f"shard-{k:05d}.euler.npy", "cond": f"shard-{k:05d}.cond.npy"}
-        _atomic_save_npy(out / names["euler"], np.stack(buf_e).astype(np.float32))
-        _atomic_save_npy(out / names["cond"], np.stack(buf_c).astype(np.float32))
+        for key, buf in (("euler", buf_e), ("cond", buf_c)):
+            with atomic_write(out / names[key], "wb") as fh:
+                np.save(fh, np.stack(buf).astype(np.float32))
         manifest["shards"].append({**names, "n": len(buf_e), "items": list(buf_items),
                                    "median_grain_size": [round(s, 3) for s in buf_sizes]})
         sizes = [s for sh in manifest["shards"] for s in sh["median_grain_size"]]
         manifest["grain_size_range"] = [float(np.percentile(sizes, 5)), float(np.percentile(sizes, 95))]
         manifest["n_patches"] = int(sum(s["n"] for s in manifest["shards"]))
-        _atomic_json(mpath, manifest)
+        atomic_write_text(mpath, json.dumps(manifest, indent=1))
         buf_e.clear(), buf_c.clear(), buf_items.clear(), buf_sizes.clear()
 
     bar = tqdm(total=len(sources), desc="maps", unit="map", disable=not progress)
@@ -327,5 +314,5 @@ def build_dataset(inputs, out, patch: int = 256, overlap: float = 0.5, augment_m
     flush()
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     manifest.setdefault("n_patches", 0)
-    _atomic_json(mpath, manifest)
+    atomic_write_text(mpath, json.dumps(manifest, indent=1))
     return manifest

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +64,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from skimage.measure import label as _cc_label
 
+from .._shared import atomic_write_text
 from ..crystal import disorientation_angle, is_sigma3, quat_to_euler
 from ..errors import InputError
 from ..io import EBSDMap, Phase, write_ctf
@@ -634,18 +634,6 @@ def corpus_plan(count: int, size, seed: int) -> list[dict]:
     return rows
 
 
-def _write_text_atomic(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_corpus(out_dir, count: int, size=(512, 512), seed: int = 0, workers: int = 1, progress=None) -> Path:
     """Write ``count`` synthetic maps (``map_00000.ctf`` ...) and ``params.jsonl`` into ``out_dir``.
 
@@ -669,7 +657,7 @@ def write_corpus(out_dir, count: int, size=(512, 512), seed: int = 0, workers: i
             if (o.get("seed"), o.get("rows"), o.get("cols")) != (p["seed"], p["rows"], p["cols"]):
                 raise InputError(f"{out} holds a corpus made with another --seed or --size; "
                                  f"use a new folder or the same options")
-    _write_text_atomic(table, "".join(json.dumps(p) + "\n" for p in plan))
+    atomic_write_text(table, "".join(json.dumps(p) + "\n" for p in plan))
     threads = 1 if workers > 1 else -1  # parallel processes: one FFT thread each
     todo = [(out / p["file"], p, shape, p["seed"], threads) for p in plan if not (out / p["file"]).exists()]
     done = count - len(todo)

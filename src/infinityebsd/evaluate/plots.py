@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from .._shared import atomic_path
 from ..crystal import euler_to_quat, ipf_colors, ipf_key_image
 from ..metrics import METRIC_NAMES
 
@@ -34,13 +35,8 @@ def ipf_image(m, direction=(0, 0, 1)) -> np.ndarray:
 
 def save_figure(fig, path, dpi=150):
     """Save atomically (temp file in the same folder, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    root, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{root}{ext}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
 
 
 def draw_ipf_key(ax):

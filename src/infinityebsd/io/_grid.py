@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
+from .._shared import atomic_write_bytes  # noqa: F401  (its home was here; callers still import it)
 from ..errors import FormatError
 
 
@@ -62,24 +60,3 @@ def on_raster(x, y, origin, xstep, ystep, ncols, start=0) -> bool:
         if not np.abs(t, out=t).max(initial=0.0) <= 0.1:
             return False
     return True
-
-
-def atomic_write_bytes(path, chunks) -> None:
-    """Write an iterable of byte strings to ``path`` through a temporary file and a rename, so a
-    reader never sees a half-written file and a killed job leaves the old file intact."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for c in chunks:
-                fh.write(c)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

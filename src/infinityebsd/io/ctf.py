@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .._shared import atomic_write_bytes
 from ..errors import FormatError
-from ._grid import atomic_write_bytes, on_raster, place_cells
+from ._grid import on_raster, place_cells
 from .ebsdmap import EBSDMap, Phase
 
 REQUIRED_KEYS = ("XCells", "YCells", "XStep", "YStep")

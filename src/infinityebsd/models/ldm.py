@@ -18,8 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .._shared import atomic_dir, atomic_write_text
 from ..data.representation import CHANNELS, check as check_representation
 from ..errors import InputError
 
@@ -157,17 +156,6 @@ class LatentDiffusionModel:
         return self
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a fully written folder into place (old one removed only after the new one is there)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def read_info(folder) -> dict:
     p = Path(folder) / INFO_FILE
     return json.loads(p.read_text()) if p.exists() else {}
@@ -175,12 +163,7 @@ def read_info(folder) -> dict:
 
 def write_info(folder, info: dict) -> None:
     """Write ``infinityebsd.json`` atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".info-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(info, fh, indent=2, default=_json_default)
-    os.replace(tmp, folder / INFO_FILE)
+    atomic_write_text(Path(folder) / INFO_FILE, json.dumps(info, indent=2, default=_json_default))
 
 
 def _json_default(o):
@@ -197,13 +180,11 @@ def save_model(folder, vae=None, unet=None, metric_encoder=None, scheduler=None,
     for name, part in (("vae", vae), ("unet", unet), ("metric_encoder", metric_encoder)):
         if part is None:
             continue
-        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}-"))
-        part.save_pretrained(tmp, safe_serialization=True)
-        _replace_dir(tmp, folder / name)
+        with atomic_dir(folder / name) as tmp:
+            part.save_pretrained(tmp, safe_serialization=True)
     if scheduler is not None:
-        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".scheduler-"))
-        scheduler.save_pretrained(tmp)
-        _replace_dir(tmp, folder / "scheduler")
+        with atomic_dir(folder / "scheduler") as tmp:
+            scheduler.save_pretrained(tmp)
     if info:
         merged = read_info(folder)
         merged.update(info)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._shared import atomic_path, atomic_write
 from ..data.dataset import open_dataset
 from ..data.masks import random_masks
 from ..data.representation import CHANNELS
@@ -196,10 +197,11 @@ def _plot_loss(csv_path: Path, png_path: Path, title: str):
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.stem}-tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 class _Run:
@@ -221,12 +223,10 @@ class _Run:
         rows = []
         if start_step > 0 and self.csv.exists():  # drop rows past the checkpoint we resume from
             rows = [r for r in csv.DictReader(open(self.csv)) if int(r["step"]) <= start_step]
-        tmp = self.csv.with_name(f".{self.csv.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_write(self.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=["step", "loss", "lr", "images_per_s", "elapsed_s"])
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, self.csv)
 
     def log(self, rows):
         if self.acc.is_main_process and rows:
