@@ -214,3 +214,56 @@ def test_blurred_boundaries_need_a_finer_first_segmentation(rng):
     assert g.labels[0, 0] != g.labels[0, -1]
     qa = euler_to_quat(cm.euler)
     assert np.rad2deg(disorientation_angle(qa[:, 0], qa[:, -1])).min() > 30
+
+
+# ------------------------------------------------------------------- shared label-map operations
+def test_neighbour_and_boundary_pairs_by_hand():
+    from infinityebsd.grains.labels import boundary_pairs, neighbour_pairs
+
+    L = np.array([[0, 0, 1],
+                  [2, 2, 1]])
+    a, b = neighbour_pairs(L)
+    # right neighbours row by row, then the ones below
+    assert a.tolist() == [0, 0, 2, 2] + [0, 0, 1]
+    assert b.tolist() == [0, 1, 2, 1] + [2, 2, 1]
+    pairs, counts = boundary_pairs(L)
+    assert pairs.tolist() == [[0, 1], [0, 2], [1, 2]] and counts.tolist() == [1, 2, 1]
+    # wrapping adds the edges across the map border; diagonals the corner contacts
+    pairs, counts = boundary_pairs(L, periodic=True)
+    assert pairs.tolist() == [[0, 1], [0, 2], [1, 2]] and counts.tolist() == [2, 4, 2]
+    pairs, counts = boundary_pairs(L, diagonal=True)
+    # diagonals (0,0)-(1,1): 0-2, (0,1)-(1,2): 0-1, down-left (0,1)-(1,0): 0-2, (0,2)-(1,1): 1-2
+    assert pairs.tolist() == [[0, 1], [0, 2], [1, 2]] and counts.tolist() == [2, 4, 2]
+    # negative labels (no grain) never pair
+    pairs, _ = boundary_pairs(np.array([[0, -1, 1]]))
+    assert pairs.shape == (0, 2)
+
+
+def test_fill_nearest_takes_the_closest_labelled_cell():
+    from infinityebsd.grains.labels import fill_nearest
+
+    L = np.array([[0, -1, -1, -1, -1, 1],
+                  [-1, -1, -1, -1, -1, 2]])
+    # e.g. cell (1, 2): 0 at distance √5, 2 at 3, 1 at √10
+    assert fill_nearest(L).tolist() == [[0, 0, 0, 1, 1, 1],
+                                        [0, 0, 0, 2, 2, 2]]
+    full = np.array([[3, 4]])
+    assert fill_nearest(full) is full
+
+
+def test_best_per_group_and_majority_label_by_hand():
+    from infinityebsd.grains.labels import best_per_group, majority_label
+
+    groups, idx = best_per_group(np.array([2, 0, 2, 0, 2]), np.array([5, 1, 7, 1, 7]))
+    assert groups.tolist() == [0, 2] and idx.tolist() == [1, 2]  # ties: the earliest member
+    g, v, c = majority_label(np.array([1, 1, 1, 0, 0, 3, 3]), np.array([4, 2, 4, 5, 6, 0, 0]))
+    assert g.tolist() == [0, 1, 3] and v.tolist() == [5, 4, 0] and c.tolist() == [1, 2, 2]
+
+
+def test_non_cubic_phase_named_by_reconstruction():
+    from infinityebsd import Phase
+    from infinityebsd.errors import SymmetryError
+
+    m = EBSDMap.from_euler(np.zeros((2, 2, 3)), phase=Phase("Ti", laue_group=9))
+    with pytest.raises(SymmetryError, match=r"'Ti' has symmetry 6/mmm; grain reconstruction"):
+        reconstruct(m)

@@ -260,3 +260,18 @@ def test_old_import_path_of_atomic_write_bytes_still_works():
     from infinityebsd.io._grid import atomic_write_bytes as old
 
     assert old is atomic_write_bytes
+
+
+def test_tsl_cells_phase_ids_by_hand():
+    # The one rule .ang and OIM .h5 share: CI -1 or angles all 4π mark a point not indexed.
+    from infinityebsd.io.ang import tsl_cells
+
+    e = np.array([[0.1, 0.2, 0.3], [4 * np.pi] * 3, [0.4, 0.5, 0.6], [0.7, 0.8, 0.9], [1.0, 1.1, 1.2]])
+    ci = np.array([0.5, 0.9, -1.0, 0.2, 0.3])
+    col = np.array([0, 1, 2, 2, 3])
+    pid, euler = tsl_cells(e, ci, col, 1)
+    assert pid.tolist() == [1, 0, 0, 1, 1]  # one phase: the column is ignored
+    np.testing.assert_array_equal(euler[[1, 2]], 0.0)
+    np.testing.assert_array_equal(euler[[0, 3, 4]], e[[0, 3, 4]])
+    pid, _ = tsl_cells(e, ci, col, 2)
+    assert pid.tolist() == [0, 0, 0, 2, 0]  # two phases: a column value outside 1..2 is not indexed

@@ -67,6 +67,7 @@ from skimage.measure import label as _cc_label
 from .._shared import atomic_write_text
 from ..crystal import disorientation_angle, is_sigma3, quat_to_euler
 from ..errors import InputError
+from ..grains.labels import best_per_group, boundary_pairs, majority_label
 from ..io import EBSDMap, Phase, write_ctf
 from .texture import draw_from, parse_texture, sample_components, sample_orientations, texture_spec
 
@@ -123,34 +124,6 @@ def _mean_ecd(labels: np.ndarray) -> float:
     return float(np.mean(np.sqrt(4 * area / np.pi))) if len(area) else 0.0
 
 
-def _pairs(labels: np.ndarray, periodic: bool = False, diagonal: bool = False):
-    """Unique adjacent label pairs (a < b) and the number of shared cell edges of each."""
-    L = labels
-    a_list, b_list = [], []
-    shifts = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if diagonal else [])
-    for dr, dc in shifts:
-        if periodic:
-            other = np.roll(L, (-dr, -dc), axis=(0, 1))
-            a, b = L.ravel(), other.ravel()
-        else:
-            r0, r1 = (0, L.shape[0] - dr)
-            c0, c1 = (max(0, -dc), L.shape[1] - max(0, dc))
-            a = L[r0:r1, c0:c1].ravel()
-            b = L[r0 + dr:r1 + dr, c0 + dc:c1 + dc].ravel()
-        d = a != b
-        a_list.append(a[d])
-        b_list.append(b[d])
-    a = np.concatenate(a_list)
-    b = np.concatenate(b_list)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    if len(lo) == 0:
-        return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
-    key = lo.astype(np.int64) * (int(L.max()) + 1) + hi
-    uk, cnt = np.unique(key, return_counts=True)
-    n1 = int(L.max()) + 1
-    return np.stack([uk // n1, uk % n1], axis=1), cnt
-
-
 def _components(field: np.ndarray, periodic: bool) -> np.ndarray:
     """4-connected components of equal values of ``field``, numbered 0..n-1 (wrapping if periodic)."""
     lab = _cc_label(field, background=-1, connectivity=1).astype(np.int64) - 1
@@ -179,7 +152,7 @@ def merge_specks(labels: np.ndarray, min_area: int = MIN_AREA, periodic: bool = 
         small = area < min_area
         if not small.any() or len(area) == 1:
             break
-        pairs, length = _pairs(labels, periodic)
+        pairs, length = boundary_pairs(labels, periodic)
         # both directions; prefer neighbours that are not small themselves, then the longest boundary
         src = np.concatenate([pairs[:, 0], pairs[:, 1]])
         dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
@@ -189,10 +162,8 @@ def merge_specks(labels: np.ndarray, min_area: int = MIN_AREA, periodic: bool = 
         if len(src) == 0:
             break
         score = ln + np.where(small[dst], 0, 1 << 30)
-        order = np.lexsort((-score, src))
-        first = np.ones(len(order), bool)
-        first[1:] = src[order][1:] != src[order][:-1]
-        s, d = src[order][first], dst[order][first]
+        s, best = best_per_group(src, score)
+        d = dst[best]
         ok = ~small[d]
         if not ok.any():
             ok = d > s  # only small grains around: merge upwards so no two swap
@@ -327,13 +298,7 @@ def _carry_flag(old: np.ndarray, new: np.ndarray, flag: np.ndarray, n_new: int) 
     sel = flag[old]
     if not sel.any():
         return out
-    o, nw = old[sel].astype(np.int64), new[sel].astype(np.int64)
-    key, cnt = np.unique(o * n_new + nw, return_counts=True)
-    ko, kn = key // n_new, key % n_new
-    order = np.lexsort((-cnt, ko))
-    first = np.ones(len(order), bool)
-    first[1:] = ko[order][1:] != ko[order][:-1]
-    out[kn[order][first]] = True
+    out[majority_label(old[sel], new[sel])[1]] = True
     return out
 
 
@@ -400,7 +365,7 @@ def grain_growth_labels(shape, grain_size: float, aspect: float = 1.0, angle_deg
             break
         prev, prev_d, prev_ab = labels, d, abnormal
         progress = np.clip(np.log(max(d, start) / start) / max(np.log(grain_size / start), 1e-6), 0, 1)
-        pairs, _ = _pairs(labels, periodic)
+        pairs, _ = boundary_pairs(labels, periodic)
         n = int(labels.max()) + 1
         A = _neighbour_graph(pairs, n)
         # same-colour grains must not meet across a thin grain between them; a large grain keeps
@@ -513,7 +478,7 @@ def assign_orientations(labels: np.ndarray, texture=None, rng=None, periodic: bo
     n = int(labels.max()) + 1
     comps = parse_texture(texture)
     q, which = sample_components(n, comps, rng)
-    pairs, _ = _pairs(labels, periodic, diagonal=True)
+    pairs, _ = boundary_pairs(labels, periodic, diagonal=True)
     if len(pairs) == 0:
         return q
     for rnd in range(max_rounds + 200):

@@ -9,17 +9,21 @@ orientation, which yields the twin-free, one-orientation-per-grain maps the mode
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from skimage.measure import label as cc_label
 
 from ..crystal import (
     BRANDON_SIGMA3_DEG, disorientation_angle, euler_to_quat, is_sigma3, mean_orientation, quat_to_euler,
+    to_fundamental_zone,
 )
-from ..errors import InputError, SymmetryError
+from ..errors import InputError
 from ..io.ebsdmap import EBSDMap
+from .labels import boundary_pairs, fill_nearest, neighbour_pairs
 
 
 @dataclass
@@ -31,12 +35,6 @@ class Grains:
     n: int
     quat: np.ndarray
     area: np.ndarray
-
-
-def _neighbour_pairs(labels: np.ndarray):
-    """(a, b) label arrays of all horizontally and vertically adjacent cells."""
-    return (np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()]),
-            np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()]))
 
 
 def _components(n_nodes: int, a: np.ndarray, b: np.ndarray):
@@ -51,15 +49,12 @@ def reconstruct(m: EBSDMap, threshold_deg: float = 10.0, mean: bool = True, quat
     (``mean=False`` skips it and leaves ``quat`` empty, for callers that only need the labels).
     ``quat_cells`` may pass the cells' quaternions when the caller already has them.
     """
-    if not all(p.is_cubic for p in m.phases):
-        bad = next(p for p in m.phases if not p.is_cubic)
-        raise SymmetryError(f"{m.source or 'map'}: phase '{bad.name}' has symmetry {bad.symmetry}; grain "
-                            "reconstruction here supports cubic m-3m only")
+    m.check_cubic("grain reconstruction")
     rows, cols = m.shape
     q = (euler_to_quat(m.euler) if quat_cells is None else quat_cells).reshape(-1, 4)
     pid = m.phase_id.ravel()
     ids = np.arange(rows * cols).reshape(rows, cols)
-    a, b = _neighbour_pairs(ids)
+    a, b = neighbour_pairs(ids)
     ok = (pid[a] > 0) & (pid[a] == pid[b])
     a, b = a[ok], b[ok]
     close = disorientation_angle(q[a], q[b]) < np.deg2rad(threshold_deg)
@@ -78,19 +73,8 @@ def reconstruct(m: EBSDMap, threshold_deg: float = 10.0, mean: bool = True, quat
     return Grains(labels=labels.reshape(rows, cols).astype(np.int32), n=n, quat=quat, area=area)
 
 
-def _fill(labels: np.ndarray) -> np.ndarray:
-    """Give every cell with label −1 the label of its nearest labelled cell."""
-    holes = labels < 0
-    if not holes.any():
-        return labels
-    _, (ri, ci) = ndimage.distance_transform_edt(holes, return_indices=True)
-    return labels[ri, ci]
-
-
 def _relabel_connected(labels: np.ndarray):
     """Split labels into 4-connected pieces; returns (new_labels, old_label_of_each_piece)."""
-    from skimage.measure import label as cc_label
-
     pieces = cc_label(labels + 1, connectivity=1, background=0) - 1
     n = int(pieces.max()) + 1
     parent = np.zeros(n, dtype=np.int64)
@@ -102,10 +86,7 @@ def _merge(labels, quat, area, merge_pair_mask_fn):
     """Merge clusters of adjacent grains whose pair passes ``merge_pair_mask_fn(qa, qb)``; the largest
     member of each cluster gives its orientation to the whole cluster."""
     n = len(area)
-    a, b = _neighbour_pairs(labels)
-    diff = a != b
-    key = np.unique(np.minimum(a[diff], b[diff]).astype(np.int64) * n + np.maximum(a[diff], b[diff]))
-    pa, pb = key // n, key % n
+    pa, pb = boundary_pairs(labels)[0].T
     join = merge_pair_mask_fn(quat[pa], quat[pb]) if len(pa) else np.zeros(0, bool)
     if not join.any():
         return labels, quat, area
@@ -125,15 +106,8 @@ def _merge_closest_first(labels, quat, area, thr_rad):
     """Join adjacent grains closer than ``thr_rad``, closest pair first, updating the joined grain's
     mean orientation after each join (mean linkage). Unlike joining all close pairs at once, a chain
     of small steps (a boundary blurred over several cells) does not collapse into one grain."""
-    import heapq
-
-    from ..crystal import to_fundamental_zone
-
     n = len(area)
-    a, b = _neighbour_pairs(labels)
-    diff = a != b
-    key = np.unique(np.minimum(a[diff], b[diff]).astype(np.int64) * n + np.maximum(a[diff], b[diff]))
-    pa, pb = key // n, key % n
+    pa, pb = boundary_pairs(labels)[0].T
     if len(pa) == 0:
         return labels, quat, area
     d = disorientation_angle(quat[pa], quat[pb])
@@ -214,7 +188,7 @@ def clean_with_grains(m: EBSDMap, threshold_deg: float = 10.0, min_area: int = 1
     labels = np.where(g.labels >= 0, np.where(keep[np.maximum(g.labels, 0)], g.labels, -1), -1)
     contributes = (labels >= 0).ravel()  # only cells of surviving grains define mean orientations
     for _ in range(10):
-        labels = _fill(labels)
+        labels = fill_nearest(labels)
         labels, _ = _relabel_connected(labels)
         area = np.bincount(labels.ravel())
         small = area < min_area

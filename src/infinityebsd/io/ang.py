@@ -124,26 +124,35 @@ def read_ang(path) -> EBSDMap:
     order[cells] = np.arange(expected)
     table = table[order]
 
-    euler = table[:, :3]
-    ci = table[:, 6]
-    phase_col = table[:, 7].astype(np.int32)
-    indexed = (ci != -1) & ~np.all(np.abs(euler - FOUR_PI) < 1e-3, axis=1)
     if not phases:
         raise FormatError(path, "no phase described in the header ('# Phase', '# Symmetry')", field="Phase")
-    if len(phases) == 1:
-        pid = np.where(indexed, 1, 0)
-    else:
-        bad = indexed & ((phase_col < 1) | (phase_col > len(phases)))
-        pid = np.where(indexed & ~bad, phase_col, 0)
+    pid, euler = tsl_cells(table[:, :3], table[:, 6], table[:, 7], len(phases))
     for p in phases:
         if p.laue_group == 0:
             raise FormatError(path, f"phase '{p.name}' has no '# Symmetry' line", field="Symmetry")
     names = ["IQ", "CI", "PhaseIndex", "SEM", "Fit"]
     channels = {names[k - 5] if k - 5 < len(names) else f"col{k}": table[:, k].reshape(nrows, ncols)
                 for k in range(5, ncolumns) if k != 7}
-    euler = np.where(indexed[:, None], euler, 0.0)
     return EBSDMap(euler=euler.reshape(nrows, ncols, 3), phase_id=pid.reshape(nrows, ncols),
                    step=(ystep, xstep), phases=phases, header=header, channels=channels, source=path)
+
+
+def tsl_cells(euler: np.ndarray, ci: np.ndarray, phase_col: np.ndarray, n_phases: int):
+    """Phase ids and angles of TSL points (``.ang`` and OIM ``.h5`` alike): ``(phase_id, euler)``.
+
+    A point is not indexed when its CI is −1 or its three angles are 4π (OIM's two markers); it then
+    gets phase id 0 and angles 0. With one phase every indexed point is phase 1 (files often write 0 in
+    the phase column then); with several, the column gives the phase, and a value outside 1..n_phases
+    makes the point non-indexed.
+    """
+    euler = np.asarray(euler, np.float64)
+    phase_col = np.asarray(phase_col).astype(np.int32)
+    indexed = (np.asarray(ci) != -1) & ~np.all(np.abs(euler - FOUR_PI) < 1e-3, axis=1)
+    if n_phases == 1:
+        pid = np.where(indexed, 1, 0)
+    else:
+        pid = np.where(indexed & (phase_col >= 1) & (phase_col <= n_phases), phase_col, 0)
+    return pid.astype(np.int32), np.where(indexed[:, None], euler, 0.0)
 
 
 def _looks_hexagonal(x, y) -> bool:

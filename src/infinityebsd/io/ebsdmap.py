@@ -159,14 +159,21 @@ class EBSDMap:
         if k > len(self.phases):
             raise InputError(f"{self.source or 'map'}: phase id {k} has no phase line in the header")
         phase = self.phases[k - 1]
-        if not phase.is_cubic:
-            raise SymmetryError(
-                f"{self.source or 'map'}: phase '{phase.name}' has symmetry {phase.symmetry}; "
-                f"only cubic m-3m is supported here (choose a cubic phase with --phase NAME)"
-            )
+        _check_cubic([phase], self.source, "only cubic m-3m is supported here (choose a cubic phase with --phase NAME)")
         pid = np.where(self.phase_id == k, 1, 0).astype(np.int32)
         return self.copy(phase_id=pid, phases=[replace(phase)])
+
+    def check_cubic(self, what: str) -> None:
+        """Raise :class:`SymmetryError` naming the first phase that is not cubic m-3m; ``what`` names the
+        operation that needs cubic symmetry (e.g. ``"grain reconstruction"``, ``"the IPF key"``)."""
+        _check_cubic(self.phases, self.source, f"{what} here supports cubic m-3m only")
 
     def require_cubic(self) -> "EBSDMap":
         """This map if it holds exactly one cubic phase, else a clear error (see :meth:`select_phase`)."""
         return self.select_phase(None)
+
+
+def _check_cubic(phases, source, advice: str) -> None:
+    bad = next((p for p in phases if not p.is_cubic), None)
+    if bad is not None:
+        raise SymmetryError(f"{source or 'map'}: phase '{bad.name}' has symmetry {bad.symmetry}; {advice}")

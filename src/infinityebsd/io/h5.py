@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ._grid import place_cells
-from .ang import FOUR_PI, TSL_TO_LAUE
+from .ang import TSL_TO_LAUE, tsl_cells
 from .ebsdmap import EBSDMap, Phase
 
 
@@ -86,11 +86,7 @@ def read_h5(path) -> EBSDMap:
     order = np.empty(n, dtype=np.int64)
     order[cells] = np.arange(n)
     euler = np.stack([cols["Phi1"], cols["Phi"], cols["Phi2"]], axis=1).astype(np.float64)[order]
-    ci, phase_col = ci[order], phase_col[order]
-    indexed = (ci != -1) & ~np.all(np.abs(euler - FOUR_PI) < 1e-3, axis=1)
-    pid = np.where(indexed, 1, 0) if len(phases) == 1 else np.where(
-        indexed & (phase_col >= 1) & (phase_col <= len(phases)), phase_col, 0)
-    euler = np.where(indexed[:, None], euler, 0.0)
+    pid, euler = tsl_cells(euler, ci[order], phase_col[order], len(phases))
     channels = {k: v[order].reshape(nrows, ncols) for k, v in channels_raw.items()}
     return EBSDMap(euler=euler.reshape(nrows, ncols, 3), phase_id=pid.reshape(nrows, ncols),
                    step=(ystep, xstep), phases=phases, header={"Grid Type": grid}, channels=channels,

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..crystal import CUBIC_SYMMETRY, disorientation_angle, euler_to_quat, qmul, quat_to_euler
+from ..grains import clean_with_grains, reconstruct
+from ..grains.labels import neighbour_pairs, unique_pairs
 
 METRIC_NAMES = ("size", "perimeter", "inertia_ratio", "coordination", "disorientation", "phi1", "Phi", "phi2")
 
@@ -84,8 +86,7 @@ def grain_table(labels: np.ndarray, quat: np.ndarray, step=(1.0, 1.0)) -> GrainT
     area = np.bincount(lab[valid], minlength=n).astype(np.int64)
 
     # Outline edges: between different labels, and along the map border.
-    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
-    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
+    a, b = neighbour_pairs(labels)
     diff = a != b
     edge_owner = np.concatenate([a[diff], b[diff], labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1]])
     perimeter = np.bincount(edge_owner[edge_owner >= 0], minlength=n).astype(np.int64)
@@ -107,11 +108,7 @@ def grain_table(labels: np.ndarray, quat: np.ndarray, step=(1.0, 1.0)) -> GrainT
     lmax, lmin = half_tr + disc, half_tr - disc
     inertia_ratio = np.where(area > 0, lmax / np.maximum(lmin, 1e-12), np.nan)
 
-    both = diff & (a >= 0) & (b >= 0)
-    lo = np.minimum(a[both], b[both]).astype(np.int64)
-    hi = np.maximum(a[both], b[both]).astype(np.int64)
-    key, length = np.unique(lo * max(n, 1) + hi, return_counts=True)
-    pairs = np.stack([key // max(n, 1), key % max(n, 1)], axis=1) if len(key) else np.zeros((0, 2), np.int64)
+    pairs, length = unique_pairs(a, b)
     coordination = np.bincount(pairs.ravel(), minlength=n).astype(np.int64)
     dis = np.rad2deg(disorientation_angle(quat[pairs[:, 0]], quat[pairs[:, 1]])) if len(pairs) else np.zeros(0)
 
@@ -129,16 +126,12 @@ def compute_metrics(m, threshold_deg: float = 10.0) -> GrainTable:
     Non-indexed cells belong to no grain. For the paper's figures, clean the map first
     (:func:`infinityebsd.grains.clean`), as :func:`metrics_of` does.
     """
-    from ..grains import reconstruct
-
     g = reconstruct(m, threshold_deg)
     return grain_table(g.labels, g.quat, m.step)
 
 
 def metrics_of(m, clean: bool = True, phase: str | None = None, **clean_options) -> GrainTable:
     """Clean ``m`` like ``infinityebsd clean`` (unless ``clean=False``) and tabulate its grains."""
-    from ..grains import clean_with_grains
-
     if not clean:
         return compute_metrics(m.select_phase(phase), clean_options.get("threshold_deg", 10.0))
     cm, g = clean_with_grains(m, phase=phase, **clean_options)
