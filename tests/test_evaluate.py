@@ -12,11 +12,13 @@ from infinityebsd.data.synth import synth_map
 from infinityebsd.evaluate.compare import (
     ALL_METRICS, compare_tables, ks_statistic, l2_distance, mackenzie_w1, odf_section, sample_distances,
 )
-from infinityebsd.evaluate.spatial import (
-    border_grains, compare_homogeneity, homogeneity, measure, seam_statistics, sub_table, table_from_metrics_json,
-)
+from infinityebsd.evaluate.border_grains import border_grains
+from infinityebsd.evaluate.homogeneity import compare_homogeneity, homogeneity
+from infinityebsd.evaluate.measure import measure, sub_table
+from infinityebsd.evaluate.seams import seam_statistics
 from infinityebsd.io import EBSDMap, write_ctf
-from infinityebsd.metrics import distributions, grain_table
+from infinityebsd.metrics import distributions, grain_table, read_metrics_json
+from infinityebsd.pipeline.planner import Plan
 
 from conftest import block_labels
 
@@ -76,7 +78,7 @@ def test_metrics_json_target_round_trip(tmp_path):
     p = tmp_path / "m.json"
     r = CliRunner().invoke(main, ["metrics", str(tmp_path / "m.ctf"), "--json", str(p)])
     assert r.exit_code == 0, r.output
-    t = table_from_metrics_json(p)
+    t = read_metrics_json(p)
     for name, v in compare_tables(measure(m).table, t).items():
         assert v["w1"] < 1e-4 and v["ks"] < 0.02, name  # CTF keeps angles to ~1e-4 rad
 
@@ -129,8 +131,10 @@ def test_homogeneous_map_stays_within_target_crop_spread():
 
 
 # ------------------------------------------------------------------------------------ seams
-PLAN = {"canvas": [256, 256], "input_box": None, "patch": 128,
-        "windows": [[0, 0], [0, 128], [128, 0], [128, 128]], "waves": [[0, 1, 2, 3]]}
+PLAN = Plan(canvas=(256, 256), patch=128, input_box=None, windows=[(0, 0), (0, 128), (128, 0), (128, 128)],
+            waves=[[0, 1, 2, 3]])
+PLAN_64 = Plan(canvas=(64, 64), patch=32, input_box=None, windows=[(0, 0), (0, 32), (32, 0), (32, 32)],
+               waves=[[0, 1, 2, 3]])
 
 
 def test_seam_ratio_pasted_tiles_vs_seamless():
@@ -170,8 +174,9 @@ def test_cli_evaluate_and_compare(tmp_path):
     a, b = tmp_path / "a.ctf", tmp_path / "b.ctf"
     write_ctf(synth_map((128, 128), 12, seed=50), a)
     write_ctf(synth_map((128, 128), 12, seed=51), b)
-    plan = {**PLAN, "canvas": [128, 128], "patch": 64, "windows": [[0, 0], [0, 64], [64, 0], [64, 64]]}
-    (tmp_path / "a.ctf.plan.json").write_text(json.dumps(plan))
+    plan = Plan(canvas=(128, 128), patch=64, input_box=None, windows=[(0, 0), (0, 64), (64, 0), (64, 64)],
+                waves=[[0, 1, 2, 3]])
+    (tmp_path / "a.ctf.plan.json").write_text(plan.to_json())
     r = CliRunner().invoke(main, ["evaluate", str(a), "--target", str(a), "--report", str(tmp_path / "rep"),
                                   "--crops", "4"])
     assert r.exit_code == 0, r.output
@@ -189,3 +194,35 @@ def test_cli_evaluate_and_compare(tmp_path):
     assert set(s["comparisons"]) == {"model"}
     r = CliRunner().invoke(main, ["evaluate", str(a), "--input-box", "1,2,3,4", "--report", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--truth" in r.output
+
+
+def test_evaluate_is_measure_then_summarize_then_write(tmp_path):
+    # The three steps, run one by one, give what evaluate gives; each can be inspected on its own.
+    from infinityebsd.evaluate.report import evaluate, measure_maps, summarize, write_figures, write_report
+
+    gen, tgt = synth_map((64, 64), 8, seed=60), synth_map((64, 64), 8, seed=61)
+    meas = measure_maps(gen, target=tgt, plan=PLAN_64, seed=3)
+    assert meas.generated.shape == (64, 64) and meas.target is not None and meas.truth is None
+    assert set(meas.references) == {"voronoi"} and meas.box_generated is None
+    ev = summarize(meas, crops=4)
+    assert ev.summary["grains"] == {"generated": meas.generated.table.n, "target": meas.target.table.n}
+    assert ev.summary["seams"]["n_seams"] == 4  # the two inner lines, each cut in two by the windows
+    figs = write_figures(ev, tmp_path / "steps")
+    assert set(figs) == {"ipf", "histograms", "texture", "homogeneity"}
+    write_report({**ev.summary, "figures": figs}, tmp_path / "steps")
+    whole = evaluate(gen, target=tgt, plan=PLAN_64, seed=3, crops=4)
+    for key in ("distances", "real_vs_real", "target_vs_voronoi", "seams"):
+        assert whole[key] == ev.summary[key], key
+    assert json.loads((tmp_path / "steps" / "summary.json").read_text())["grains"] == ev.summary["grains"]
+
+
+def test_read_plan_gives_the_plan_object_and_a_user_error_for_other_json(tmp_path):
+    from infinityebsd.errors import InputError
+    from infinityebsd.evaluate.seams import read_plan
+
+    p = tmp_path / "a.plan.json"
+    p.write_text(PLAN_64.to_json())
+    assert read_plan(p) == PLAN_64
+    p.write_text(json.dumps({"canvas": [4, 4]}))
+    with pytest.raises(InputError, match="not a generation plan"):
+        read_plan(p)

@@ -1,7 +1,14 @@
 """The evaluation report: distances with reference levels, texture, homogeneity, seams, border grains.
 
-:func:`evaluate` compares a generated map with its target (a map or a metrics JSON) and writes
-``summary.json``, ``report.md``, ``report.html`` and PNG figures into a folder (each file atomically).
+:func:`evaluate` compares a generated map with its target (a map or a metrics JSON) in three steps a
+caller can also run one by one:
+
+1. :func:`measure_maps` cleans and measures every map (generated, target, truth, the references);
+2. :func:`summarize` computes the numbers: the content of ``summary.json``, plus the arrays the figures
+   need;
+3. :func:`write_figures` and :func:`write_report` write the PNG figures, ``summary.json``,
+   ``report.md`` and ``report.html`` into a folder (each file atomically).
+
 :func:`compare` does the distances and pictures for several maps against the first.
 
 Reference levels, so the numbers can be read:
@@ -19,74 +26,62 @@ import datetime as _dt
 import html
 import json
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io._grid import atomic_write_bytes
-from .compare import (
-    ALL_METRICS, bin_probabilities, common_edges, compare_tables, mackenzie_w1, metric_sample,
-    phi2_section_grid, texture_comparison,
-)
-from .spatial import (
-    BORDER_METRICS, border_grains, compare_homogeneity, halves, homogeneity, measure, seam_lines,
-    seam_statistics, split_table, sub_table,
-)
-
-LABELS = {
-    "size": "grain size (ECD, cells)", "perimeter": "perimeter (cell edges)",
-    "inertia_ratio": "inertia ratio", "coordination": "coordination number",
-    "disorientation": "boundary disorientation (°)", "phi1": "φ1 (°)", "Phi": "Φ (°)", "phi2": "φ2 (°)",
-    "size_area_weighted": "grain size, area-weighted (cells)",
-}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .._shared import atomic_write_text
+from ..data.synth import synth_map
+from ..errors import InputError
+from ..metrics import GrainTable
+from ..pipeline.planner import Plan
+from .border_grains import border_grains
+from .compare import ALL_METRICS, common_edges, compare_tables, mackenzie_w1, metric_sample, texture_comparison
+from .homogeneity import compare_homogeneity, homogeneity
+from .measure import Measured, half_tables, measure, split_table
+from .plots import fig_border, fig_histograms, fig_homogeneity, fig_ipf_panels, fig_texture
+from .seams import as_plan, seam_lines, seam_statistics
 
 
 def _nop(*_a, **_k):
     pass
 
 
-# ------------------------------------------------------------------------------------------ main API
-def evaluate(generated, target=None, target_table=None, truth=None, input_box=None, plan=None, crops: int = 16,
-             seed: int = 0, clean: bool = True, report_dir=None, names=None, progress=_nop) -> dict:
-    """Evaluate a generated map against its target; write the report into ``report_dir`` if given.
+# ------------------------------------------------------------------------------------------ step 1: measure
+@dataclass
+class Measurements:
+    """Every map of an evaluation, measured (:func:`measure_maps`).
 
-    Parameters
-    ----------
-    generated : EBSDMap
-    target : EBSDMap, optional. The map whose statistics were the goal (e.g. the input map).
-    target_table : GrainTable, optional. The target's metrics when there is no target map
-        (e.g. from ``metrics --json``); ignored when ``target`` is given.
-    truth, input_box : a larger true map and the box (r0, c0, rows, cols) of the input crop in it, for the
-        border-grain study. Without a target, the truth's crop is the target.
-    plan : generation plan dict (``canvas``, ``input_box``, ``patch``, ``windows``), for seams and to
-        locate the input box in the generated map (otherwise it is assumed centred).
-    crops : number of k×k crops for the homogeneity check.
-    seed : seed of the Voronoi reference (and of the grain split without a target map).
-    clean : clean the maps like ``infinityebsd clean`` before measuring.
-    names : display names ``{"generated", "target", "truth"}``.
-    progress : called with a short stage description before each stage.
-
-    Returns the summary dictionary (the content of ``summary.json``).
+    ``target`` is None when only the target's table is known (``target_table``, from a metrics JSON);
+    ``truth`` is the larger true map of the border-grain study; ``references`` the maps made to read the
+    distances against (``{"voronoi": Measured}``); ``box_generated`` the input box in the generated map.
     """
-    from ..data.synth import synth_map
 
+    generated: Measured
+    target_table: GrainTable
+    target: Measured | None = None
+    truth: Measured | None = None
+    references: dict = field(default_factory=dict)
+    names: dict = field(default_factory=dict)
+    input_box: tuple | None = None
+    box_generated: tuple | None = None
+    plan: Plan | None = None
+    seed: int = 0
+
+
+def measure_maps(generated, target=None, target_table=None, truth=None, input_box=None, plan=None,
+                 clean: bool = True, seed: int = 0, names=None, progress=_nop) -> Measurements:
+    """Step 1 of :func:`evaluate` (same parameters): check what is given and measure every map."""
     names = {"generated": "generated", "target": "target", "truth": "truth", **(names or {})}
+    plan = as_plan(plan)
+    if truth is not None and input_box is None:
+        raise InputError("a true map needs --input-box r0,c0,rows,cols (the input crop inside it)")
+    if target is None and target_table is None and truth is None:
+        raise InputError("nothing to compare with: give --target MAP, --target-metrics JSON or --truth MAP")
     progress("measuring generated map")
     gen = measure(generated, clean)
-    tm = tru = None
+    tru = tm = None
     if truth is not None:
-        if input_box is None:
-            from ..errors import InputError
-
-            raise InputError("a true map needs --input-box r0,c0,rows,cols (the input crop inside it)")
         progress("measuring true map")
         tru = measure(truth, clean)
         if target is None and target_table is None:
@@ -95,14 +90,38 @@ def evaluate(generated, target=None, target_table=None, truth=None, input_box=No
     if target is not None:
         progress("measuring target map")
         tm = measure(target, clean)
-        ttab = tm.table
-    elif target_table is not None:
-        ttab = target_table
-    else:
-        from ..errors import InputError
+        target_table = tm.table
+    progress("reference: Voronoi map")
+    references = {"voronoi": reference_voronoi(gen, target_table, seed)}
+    return Measurements(generated=gen, target_table=target_table, target=tm, truth=tru, references=references,
+                        names=names, input_box=None if input_box is None else tuple(int(x) for x in input_box),
+                        box_generated=_box_in_generated(input_box, gen.shape, plan), plan=plan, seed=seed)
 
-        raise InputError("nothing to compare with: give --target MAP, --target-metrics JSON or --truth MAP")
 
+def reference_voronoi(generated: Measured, target_table: GrainTable, seed: int = 0) -> Measured:
+    """A Voronoi map of the generated map's shape and the target's mean grain size, measured as it is."""
+    m = synth_map(generated.shape, max(float(np.mean(target_table.size)), 4.0), method="voronoi", seed=seed,
+                  step=generated.map.step[0])
+    return measure(m, False)
+
+
+# ------------------------------------------------------------------------------------------ step 2: summary
+@dataclass
+class Evaluation:
+    """What :func:`summarize` finds: ``summary`` (the content of ``summary.json``) and the arrays the
+    figures draw (texture sections, crop envelopes, border-grain samples)."""
+
+    summary: dict
+    measurements: Measurements
+    texture: dict
+    homogeneity_generated: dict
+    homogeneity_target: dict | None = None
+    border: dict | None = None
+
+
+def summarize(meas: Measurements, crops: int = 16, progress=_nop) -> Evaluation:
+    """Step 2 of :func:`evaluate`: distances, reference levels, texture, homogeneity, seams, border grains."""
+    gen, tm, tru, ttab, names = meas.generated, meas.target, meas.truth, meas.target_table, meas.names
     summary = {"generated": names["generated"], "target": names["target"], "created": _now(),
                "definitions": _DEFINITIONS, "grains": {"generated": gen.table.n, "target": ttab.n},
                "mean_size": {"generated": float(np.mean(gen.table.size)), "target": float(np.mean(ttab.size))}}
@@ -111,19 +130,16 @@ def evaluate(generated, target=None, target_table=None, truth=None, input_box=No
 
     progress("reference: real vs real")
     if tm is not None:
-        ha, hb = (sub_table(tm.labels, tm.quat, b, tm.table.step) for b in halves(tm.shape))
+        ha, hb = half_tables(tm)
         summary["reference_split"] = "two halves of the target map"
     else:
-        ha, hb = split_table(ttab, seed)
+        ha, hb = split_table(ttab, meas.seed)
         summary["reference_split"] = "random half split of the target's grains (no target map)"
     summary["real_vs_real"] = compare_tables(ha, hb)
 
-    progress("reference: Voronoi map")
-    vor_map = synth_map(gen.shape, max(float(np.mean(ttab.size)), 4.0), method="voronoi", seed=seed,
-                        step=gen.map.step[0])
-    vor = measure(vor_map, False)
+    vor = meas.references["voronoi"]
     summary["target_vs_voronoi"] = compare_tables(ttab, vor.table)
-    summary["voronoi"] = {"shape": list(gen.shape), "grain_size": float(np.mean(ttab.size)), "seed": seed,
+    summary["voronoi"] = {"shape": list(gen.shape), "grain_size": float(np.mean(ttab.size)), "seed": meas.seed,
                           "grains": vor.table.n}
 
     progress("texture")
@@ -142,67 +158,90 @@ def evaluate(generated, target=None, target_table=None, truth=None, input_box=No
             hom_tgt = homogeneity(tm, crops, edges=edges)
             hom_gen = homogeneity(gen, crops, edges=edges)
             summary["homogeneity"]["comparison"] = compare_homogeneity(hom_gen, hom_tgt)
-        except Exception as exc:  # a target too small for the crops: report it, keep the rest
-            from ..errors import InputError
-
-            if not isinstance(exc, InputError):
-                raise
+        except InputError as exc:  # a target too small for the crops: report it, keep the rest
+            hom_tgt = None
             summary["homogeneity"]["target_note"] = str(exc)
 
-    seams = None
-    if plan is not None:
+    if meas.plan is not None:
         progress("seams")
-        seams = seam_statistics(gen.labels, plan)
-        summary["seams"] = seams
-    box_gen = None
-    if input_box is not None:
-        box_gen = _box_in_generated(input_box, gen.shape, plan)
-    elif plan is not None and plan.get("input_box"):
-        box_gen = tuple(plan["input_box"])
+        summary["seams"] = seam_statistics(gen.labels, meas.plan)
 
     border = None
     if tru is not None:
         progress("border grains")
-        border = border_grains(tru, gen, input_box, box_gen)
+        border = border_grains(tru, gen, meas.input_box, meas.box_generated)
         summary["border_grains"] = {k: v for k, v in border.items() if k != "samples"}
-        summary["border_grains"]["box_truth"] = list(map(int, input_box))
-        summary["border_grains"]["box_generated"] = list(map(int, box_gen))
+        summary["border_grains"]["box_truth"] = list(meas.input_box)
+        summary["border_grains"]["box_generated"] = list(map(int, meas.box_generated))
+    return Evaluation(summary, meas, tex, hom_gen, hom_tgt, border)
 
+
+# ------------------------------------------------------------------------------------------ step 3: write
+def write_figures(ev: Evaluation, report_dir) -> dict:
+    """Step 3a of :func:`evaluate`: the PNG figures; returns ``{figure: file name}``."""
+    meas, names = ev.measurements, ev.measurements.names
+    gen, tm, tru = meas.generated, meas.target, meas.truth
+    os.makedirs(report_dir, exist_ok=True)
+    path = lambda name: os.path.join(report_dir, name)  # noqa: E731
+    panels = []
+    if tm is not None:
+        panels.append((names["target"], tm.map, [], []))
+    if tru is not None:
+        panels.append((names["truth"], tru.map, [meas.input_box], []))
+    lines = []
+    if meas.plan is not None:
+        hor, ver = seam_lines(meas.plan)
+        lines = [((ln, a), (ln, b)) for ln, a, b in hor] + [((a, ln), (b, ln)) for ln, a, b in ver]
+    panels.append((names["generated"], gen.map, [meas.box_generated] if meas.box_generated else [], lines))
+    figs = {"ipf": fig_ipf_panels(panels, path("ipf.png"))}
+    others = [(names["generated"], gen.table, ev.summary["distances"])]
+    others += [("Voronoi", meas.references["voronoi"].table, None)]
+    figs["histograms"] = fig_histograms(meas.target_table, others, path("histograms.png"), names["target"])
+    figs["texture"] = fig_texture([(names["target"], ev.texture["section_target"], meas.target_table),
+                                   (names["generated"], ev.texture["section_other"], gen.table)], path("texture.png"))
+    figs["homogeneity"] = fig_homogeneity(ev.homogeneity_generated, ev.homogeneity_target, path("homogeneity.png"),
+                                          names["generated"], names["target"])
+    if ev.border is not None and ev.border["n_cut_grains"]:
+        figs["border_grains"] = fig_border(ev.border, path("border_grains.png"))
+    return figs
+
+
+# ------------------------------------------------------------------------------------------ main API
+def evaluate(generated, target=None, target_table=None, truth=None, input_box=None, plan=None, crops: int = 16,
+             seed: int = 0, clean: bool = True, report_dir=None, names=None, progress=_nop) -> dict:
+    """Evaluate a generated map against its target; write the report into ``report_dir`` if given.
+
+    Parameters
+    ----------
+    generated : EBSDMap
+    target : EBSDMap, optional. The map whose statistics were the goal (e.g. the input map).
+    target_table : GrainTable, optional. The target's metrics when there is no target map
+        (e.g. from ``metrics --json``); ignored when ``target`` is given.
+    truth, input_box : a larger true map and the box (r0, c0, rows, cols) of the input crop in it, for the
+        border-grain study. Without a target, the truth's crop is the target.
+    plan : the generation :class:`~infinityebsd.pipeline.planner.Plan` (a dictionary of its JSON is
+        accepted too), for seams and to locate the input box in the generated map (otherwise it is
+        assumed centred).
+    crops : number of k×k crops for the homogeneity check.
+    seed : seed of the Voronoi reference (and of the grain split without a target map).
+    clean : clean the maps like ``infinityebsd clean`` before measuring.
+    names : display names ``{"generated", "target", "truth"}``.
+    progress : called with a short stage description before each stage.
+
+    Returns the summary dictionary (the content of ``summary.json``).
+    """
+    meas = measure_maps(generated, target, target_table, truth, input_box, plan, clean, seed, names, progress)
+    ev = summarize(meas, crops, progress)
     if report_dir is not None:
         progress("figures and pages")
-        figs = {}
-        os.makedirs(report_dir, exist_ok=True)
-        panels = []
-        if tm is not None:
-            panels.append((names["target"], tm.map, [], []))
-        if tru is not None:
-            panels.append((names["truth"], tru.map, [tuple(input_box)], []))
-        lines = []
-        if plan is not None:
-            hor, ver = seam_lines(plan)
-            lines = [((ln, a), (ln, b)) for ln, a, b in hor] + [((a, ln), (b, ln)) for ln, a, b in ver]
-        panels.append((names["generated"], gen.map, [box_gen] if box_gen else [], lines))
-        figs["ipf"] = _fig_ipf(panels, os.path.join(report_dir, "ipf.png"))
-        figs["histograms"] = _fig_histograms(
-            ttab, [(names["generated"], gen.table, summary["distances"]), ("Voronoi", vor.table, None)],
-            os.path.join(report_dir, "histograms.png"), names["target"])
-        figs["texture"] = _fig_texture(
-            [(names["target"], tex["section_target"], ttab), (names["generated"], tex["section_other"], gen.table)],
-            os.path.join(report_dir, "texture.png"))
-        figs["homogeneity"] = _fig_homogeneity(hom_gen, hom_tgt, os.path.join(report_dir, "homogeneity.png"),
-                                               names["generated"], names["target"])
-        if border is not None and border["n_cut_grains"]:
-            figs["border_grains"] = _fig_border(border, os.path.join(report_dir, "border_grains.png"))
-        summary["figures"] = figs
-        write_report(summary, report_dir)
-    return summary
+        ev.summary["figures"] = write_figures(ev, report_dir)
+        write_report(ev.summary, report_dir)
+    return ev.summary
 
 
 def compare(maps, labels, report_dir=None, clean: bool = True, seed: int = 0, progress=_nop) -> dict:
     """Distances of maps[1:] to maps[0] (the reference), with the reference's own half-vs-half level."""
     if len(maps) < 2:
-        from ..errors import InputError
-
         raise InputError("compare needs at least two maps; the first is the reference")
     meas = []
     for lab, m in zip(labels, maps):
@@ -213,8 +252,7 @@ def compare(maps, labels, report_dir=None, clean: bool = True, seed: int = 0, pr
                "grains": {lab: mm.table.n for lab, mm in zip(labels, meas)},
                "mean_size": {lab: float(np.mean(mm.table.size)) for lab, mm in zip(labels, meas)}}
     progress("distances")
-    ha, hb = (sub_table(ref.labels, ref.quat, b, ref.table.step) for b in halves(ref.shape))
-    summary["real_vs_real"] = compare_tables(ha, hb)
+    summary["real_vs_real"] = compare_tables(*half_tables(ref))
     summary["comparisons"] = {lab: compare_tables(ref.table, mm.table) for lab, mm in zip(labels[1:], meas[1:])}
     progress("texture")
     secs, tex = [], {}
@@ -227,21 +265,25 @@ def compare(maps, labels, report_dir=None, clean: bool = True, seed: int = 0, pr
     if report_dir is not None:
         progress("figures and pages")
         os.makedirs(report_dir, exist_ok=True)
-        figs = {"ipf": _fig_ipf([(lab, mm.map, [], []) for lab, mm in zip(labels, meas)],
-                                os.path.join(report_dir, "ipf.png"))}
-        figs["histograms"] = _fig_histograms(
+        figs = {"ipf": fig_ipf_panels([(lab, mm.map, [], []) for lab, mm in zip(labels, meas)],
+                                      os.path.join(report_dir, "ipf.png"))}
+        figs["histograms"] = fig_histograms(
             ref.table, [(lab, mm.table, summary["comparisons"][lab]) for lab, mm in zip(labels[1:], meas[1:])],
             os.path.join(report_dir, "histograms.png"), labels[0])
-        figs["texture"] = _fig_texture(secs, os.path.join(report_dir, "texture.png"))
+        figs["texture"] = fig_texture(secs, os.path.join(report_dir, "texture.png"))
         summary["figures"] = figs
         write_report(summary, report_dir)
     return summary
 
 
+# ------------------------------------------------------------------------------------------ helpers
 def _box_in_generated(input_box, shape, plan):
-    """The input box in generated-map coordinates: the plan's, else centred in the generated map."""
-    if plan is not None and plan.get("input_box"):
-        return tuple(int(x) for x in plan["input_box"])
+    """The input box in generated-map coordinates: the plan's, else ``input_box``'s size centred in the
+    generated map; None without either."""
+    if plan is not None and plan.input_box:
+        return tuple(int(x) for x in plan.input_box)
+    if input_box is None:
+        return None
     _, _, nr, nc = (int(x) for x in input_box)
     return ((shape[0] - nr) // 2, (shape[1] - nc) // 2, nr, nc)
 
@@ -316,8 +358,7 @@ def _json_ready(x):
 
 def write_report(summary: dict, report_dir) -> None:
     """Write ``summary.json``, ``report.md`` and ``report.html`` (atomically) into ``report_dir``."""
-    atomic_write_bytes(os.path.join(report_dir, "summary.json"),
-                       [json.dumps(_json_ready(summary), indent=1).encode()])
+    atomic_write_text(os.path.join(report_dir, "summary.json"), json.dumps(_json_ready(summary), indent=1))
     header, rows = summary_rows(summary)
     title = (f"# Evaluation: {summary['generated']} against {summary['target']}" if "distances" in summary
              else f"# Comparison against {summary['reference']}")
@@ -378,8 +419,8 @@ def write_report(summary: dict, report_dir) -> None:
     for key, fn in summary.get("figures", {}).items():
         md += [f"### {key}", "", f"![{key}]({fn})", ""]
     text = "\n".join(md)
-    atomic_write_bytes(os.path.join(report_dir, "report.md"), [text.encode()])
-    atomic_write_bytes(os.path.join(report_dir, "report.html"), [_html(text).encode()])
+    atomic_write_text(os.path.join(report_dir, "report.md"), text)
+    atomic_write_text(os.path.join(report_dir, "report.html"), _html(text))
 
 
 def _html(md: str) -> str:
@@ -417,143 +458,3 @@ def _html(md: str) -> str:
              "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}")
     return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>" + \
         "\n".join(out) + "</body></html>"
-
-
-# ------------------------------------------------------------------------------------------ figures
-def _save(fig, path):
-    from .plots import save_figure
-
-    save_figure(fig, path)
-    _pyplot().close(fig)
-    return os.path.basename(path)
-
-
-def _fig_ipf(panels, path):
-    """IPF-Z maps side by side (same µm scale), with boxes (dashed white) and seam lines (thin white)."""
-    from .plots import draw_ipf_key, ipf_image
-
-    plt = _pyplot()
-    n = len(panels)
-    fig, axes = plt.subplots(1, n + 1, figsize=(4.2 * n + 1.6, 4.6),
-                             gridspec_kw={"width_ratios": [1] * n + [0.35]})
-    for ax, (title, m, boxes, lines) in zip(axes, panels):
-        rows, cols = m.shape
-        sy, sx = m.step
-        ax.imshow(ipf_image(m), interpolation="nearest", extent=(0, cols * sx, rows * sy, 0))
-        for (r0, c0, nr, nc) in boxes:
-            ax.add_patch(plt.Rectangle((c0 * sx, r0 * sy), nc * sx, nr * sy, fill=False, ec="white", lw=1.4, ls="--"))
-        for (p0, p1) in lines:
-            ax.plot([p0[1] * sx, p1[1] * sx], [p0[0] * sy, p1[0] * sy], color="white", lw=0.5, alpha=0.6)
-        ax.set_title(f"{title}\n{rows}×{cols} cells", fontsize=9)
-        ax.set_xlabel("X (µm)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("Y (µm)", fontsize=8)
-    draw_ipf_key(axes[-1])
-    axes[-1].set_title("IPF-Z", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _fig_histograms(target, others, path, target_label):
-    """Per metric: target bin probabilities (bars) and the others (step lines) on the first pair's bins."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(3, 3, figsize=(14, 10.5))
-    colours = ["#c0504d", "#4f81bd", "#9bbb59", "#8064a2", "#f79646"]
-    for ax, name in zip(axes.ravel(), ALL_METRICS):
-        a, wa = metric_sample(target, name)
-        b, _ = metric_sample(others[0][1], name)
-        edges = common_edges(a[np.isfinite(a)], b[np.isfinite(b)], name)
-        ax.bar(edges[:-1], bin_probabilities(a, edges, wa), width=np.diff(edges), align="edge", color="#aaaaaa",
-               edgecolor="white", lw=0.3, label=target_label)
-        for k, (lab, tab, dist) in enumerate(others):
-            v, w = metric_sample(tab, name)
-            p = bin_probabilities(v, edges, w)
-            ax.step(edges, np.append(p, p[-1] if len(p) else 0), where="post", color=colours[k % 5], lw=1.5,
-                    label=lab if dist is None else f"{lab}: L2 {dist[name]['l2']:.3f}, W1/σ {dist[name]['w1']:.2f}, "
-                                                     f"KS {dist[name]['ks']:.2f}")
-        ax.set_xlabel(LABELS[name], fontsize=9)
-        ax.set_ylabel("fraction of area" if name == "size_area_weighted" else "fraction", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _fig_texture(sections, path):
-    """φ2 = 45° sections side by side (shared colour scale, MRD) and disorientations against Mackenzie."""
-    from ..crystal import mackenzie_density
-
-    plt = _pyplot()
-    n = len(sections)
-    fig, axes = plt.subplots(1, n + 1, figsize=(4.3 * n + 4.5, 3.6))
-    vmax = max(float(s.max()) for _, s, _ in sections)
-    phi1, Phi = phi2_section_grid()
-    im = None
-    for ax, (lab, s, _) in zip(axes, sections):
-        im = ax.imshow(s, origin="upper", extent=(phi1[0], phi1[-1], Phi[-1], Phi[0]), aspect="auto",
-                       cmap="viridis", vmin=0, vmax=vmax)
-        ax.set_title(f"{lab}: φ2 = 45° (max {s.max():.2f} MRD)", fontsize=9)
-        ax.set_xlabel("φ1 (°)", fontsize=8)
-        ax.set_ylabel("Φ (°)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=axes[n - 1], fraction=0.05, pad=0.02, label="MRD")
-    ax = axes[-1]
-    th = np.linspace(0, 63, 200)
-    edges = np.arange(0, 66, 3.0)
-    for lab, _, tab in sections:
-        d = tab.disorientation_deg
-        ax.hist(d, bins=edges, density=True, histtype="step", lw=1.4,
-                label=f"{lab} (W1 {mackenzie_w1(d):.1f}°)")
-    ax.plot(th, mackenzie_density(th, n_axes=20_000), "k--", lw=1.2, label="Mackenzie (random)")
-    ax.set_xlabel("boundary disorientation (°)", fontsize=8)
-    ax.set_ylabel("density (per °)", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _fig_homogeneity(hom_gen, hom_tgt, path, gen_label, tgt_label):
-    """Per metric: whole-map bars, the crops' min–max as error bars; the target's crop envelope shaded."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(3, 3, figsize=(14, 10.5))
-    for ax, name in zip(axes.ravel(), ALL_METRICS):
-        h = hom_gen[name]
-        e = h["edges"]
-        mid = 0.5 * (e[1:] + e[:-1])
-        if hom_tgt is not None:
-            t = hom_tgt[name]
-            ax.fill_between(e, np.append(t["min"], t["min"][-1]), np.append(t["max"], t["max"][-1]), step="post",
-                            color="#4f81bd", alpha=0.25, label=f"{tgt_label} crops min–max")
-        ax.bar(e[:-1], h["whole"], width=np.diff(e), align="edge", color="#c0504d", alpha=0.75, edgecolor="white",
-               lw=0.3, label=f"{gen_label} whole map")
-        ax.errorbar(mid, 0.5 * (h["min"] + h["max"]), yerr=0.5 * (h["max"] - h["min"]), fmt="none", ecolor="black",
-                    elinewidth=0.8, capsize=2, label=f"{gen_label} crops min–max")
-        ax.set_xlabel(LABELS[name], fontsize=9)
-        ax.set_ylabel("fraction", fontsize=8)
-        ax.set_title(f"spread {h['spread']:.3f}" + (f" (target {hom_tgt[name]['spread']:.3f})" if hom_tgt else ""),
-                     fontsize=9)
-        ax.tick_params(labelsize=8)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _fig_border(border, path):
-    """Cut grains: truth (blue) against the extended map (red), paper Figs. 30–32."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
-    for ax, name in zip(axes, BORDER_METRICS):
-        a, b = border["samples"][name]
-        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-        edges = common_edges(a, b, name)
-        ax.hist(a, bins=edges, density=True, alpha=0.55, color="#4f81bd", label=f"truth ({len(a)})")
-        ax.hist(b, bins=edges, density=True, alpha=0.55, color="#c0504d", label=f"extended ({len(b)})")
-        d = border["distances"][name]
-        ax.set_title(f"W1/σ {d['w1']:.2f}  KS {d['ks']:.2f}", fontsize=9)
-        ax.set_xlabel(LABELS[name], fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"grains cut by the input border: {border['n_cut_grains']}; continued across it: "
-                 f"{100 * border['continued_fraction']:.0f} %", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)

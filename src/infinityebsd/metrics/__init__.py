@@ -6,10 +6,12 @@ from .distributions import (
 )
 from .table import (
     METRIC_NAMES, GrainTable, compute_metrics, euler_region_deg, grain_table, metrics_document, metrics_of,
+    read_metrics_json,
 )
 
 __all__ = [
     "AXIS_POINTS", "BIN_RULES", "METRIC_AXES", "METRIC_NAMES", "GrainTable", "axis_values",
     "compute_metrics", "conditioning_tensor", "distributions", "distributions_from_tensor",
-    "euler_region_deg", "grain_table", "metrics_document", "histogram", "metric_axes", "metrics_of", "tensor_from_distributions",
+    "euler_region_deg", "grain_table", "metrics_document", "histogram", "metric_axes", "metrics_of", "read_metrics_json",
+    "tensor_from_distributions",
 ]

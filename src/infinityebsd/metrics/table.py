@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..crystal import CUBIC_SYMMETRY, disorientation_angle, euler_to_quat, qmul, quat_to_euler
+from ..errors import InputError
 from ..grains import clean_with_grains, reconstruct
 from ..grains.labels import neighbour_pairs, unique_pairs
 
@@ -152,3 +154,27 @@ def metrics_document(table: GrainTable, dists: dict) -> dict:
                        "length": lst(table.length)},
         "distributions": {k: {"edges": lst(e), "density": lst(d)} for k, (e, d) in dists.items()},
     }
+
+
+def read_metrics_json(path) -> GrainTable:
+    """The :class:`GrainTable` back from a file holding :func:`metrics_document` (what
+    ``infinityebsd metrics --json`` writes); ``distributions`` are not needed."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        g, b = doc["grains"], doc["boundaries"]
+        euler = np.asarray(g["euler"], np.float64).reshape(-1, 3)
+        pairs = np.asarray(b["pairs"], np.int64).reshape(-1, 2)
+        return GrainTable(
+            shape=tuple(doc.get("shape", (0, 0))), area=np.asarray(g["area"], np.int64),
+            size=np.asarray(g["size"], np.float64), perimeter=np.asarray(g["perimeter"], np.int64),
+            inertia_ratio=np.asarray(g["inertia_ratio"], np.float64),
+            coordination=np.asarray(g["coordination"], np.int64), euler_deg=euler,
+            border=np.asarray(g.get("border", [False] * len(euler)), bool), pairs=pairs,
+            disorientation_deg=np.asarray(b["disorientation"], np.float64),
+            length=np.asarray(b.get("length", [1] * len(pairs)), np.int64),
+            step=tuple(doc.get("step", (1.0, 1.0))), quat=euler_to_quat(np.deg2rad(euler)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a metrics JSON of `infinityebsd metrics --json` ({exc!s}); "
+                         "write one with that command") from None
