@@ -409,3 +409,27 @@ def test_cli_help_has_examples():
     for cmd in ("dataset", "train-vae", "train"):
         r = CliRunner().invoke(main, [cmd, "--help"])
         assert r.exit_code == 0 and "Example" in r.output and "--seed" in r.output
+
+
+def test_defaults_and_shapes_come_from_one_place(tmp_path):
+    # The conditioning shape is defined once (metrics) and the representation default once (data);
+    # every consumer agrees with those definitions rather than with its own literal.
+    from infinityebsd.metrics import CONDITIONING_SHAPE, METRIC_NAMES, conditioning_tensor
+    from infinityebsd.models import ldm
+    from infinityebsd.train import trainer
+
+    assert CONDITIONING_SHAPE == (len(METRIC_NAMES), 1024)
+    assert (ldm.N_METRICS, ldm.METRIC_DIM) == CONDITIONING_SHAPE
+    enc = ldm.MetricEncoder()
+    assert enc.null_tokens.shape[0] == CONDITIONING_SHAPE[0]
+    assert enc(torch.zeros(1, *CONDITIONING_SHAPE), torch.zeros(1, CONDITIONING_SHAPE[0], dtype=torch.bool)).shape[1] \
+        == CONDITIONING_SHAPE[0]
+    assert ArrayDataset(np.zeros((2, 8, 8, 3)))[0]["cond"].shape == CONDITIONING_SHAPE
+    grains = compute_metrics(EBSDMap.from_euler(np.zeros((8, 8, 3))))
+    assert conditioning_tensor(grains).shape == CONDITIONING_SHAPE
+    assert trainer._metric_axes()[0] == list(METRIC_NAMES)
+    cfg = ldm.load_config("tiny")
+    del cfg["representation"]
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(cfg))
+    assert ldm.load_config(p)["representation"] == rep.DEFAULT

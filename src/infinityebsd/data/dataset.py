@@ -29,6 +29,7 @@ import torch
 from .._shared import atomic_write, atomic_write_text
 from ..crystal import quat_to_euler
 from ..errors import InputError
+from ..metrics import CONDITIONING_SHAPE
 from . import representation as rep
 from .augment import MODES, VARIANT_NAMES, augment
 
@@ -57,7 +58,7 @@ class ArrayDataset(_Base):
     def __init__(self, euler, cond=None, representation: str = rep.DEFAULT, info: dict | None = None):
         self.euler = np.asarray(euler, dtype=np.float32)
         n, p = self.euler.shape[0], self.euler.shape[1]
-        self.cond = np.zeros((n, 8, 1024), np.float32) if cond is None else np.asarray(cond, np.float32)
+        self.cond = np.zeros((n, *CONDITIONING_SHAPE), np.float32) if cond is None else np.asarray(cond, np.float32)
         self.representation = rep.check(representation)
         self.info = {"patch": int(p), "n_patches": int(n), **(info or {})}
         # Encoding is deterministic; do it once.

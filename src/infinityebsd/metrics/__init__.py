@@ -1,7 +1,7 @@
 """The eight grain metrics, their distributions and the conditioning tensor."""
 
 from .distributions import (
-    AXIS_POINTS, BIN_RULES, METRIC_AXES, axis_values, conditioning_tensor, distributions,
+    AXIS_POINTS, BIN_RULES, CONDITIONING_SHAPE, METRIC_AXES, axis_values, conditioning_tensor, distributions,
     distributions_from_tensor, histogram, metric_axes, tensor_from_distributions,
 )
 from .table import (
@@ -10,7 +10,7 @@ from .table import (
 )
 
 __all__ = [
-    "AXIS_POINTS", "BIN_RULES", "METRIC_AXES", "METRIC_NAMES", "GrainTable", "axis_values",
+    "AXIS_POINTS", "BIN_RULES", "CONDITIONING_SHAPE", "METRIC_AXES", "METRIC_NAMES", "GrainTable", "axis_values",
     "compute_metrics", "conditioning_tensor", "distributions", "distributions_from_tensor",
     "euler_region_deg", "grain_table", "metrics_document", "histogram", "metric_axes", "metrics_of", "read_metrics_json",
     "tensor_from_distributions",

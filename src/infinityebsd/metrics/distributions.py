@@ -19,6 +19,9 @@ import numpy as np
 from .table import METRIC_NAMES, GrainTable
 
 AXIS_POINTS = 1024
+CONDITIONING_SHAPE = (len(METRIC_NAMES), AXIS_POINTS)
+"""Shape of the conditioning tensor: one row per metric of :data:`METRIC_NAMES`, one column per axis
+point. Every layer above (datasets, the metric encoder, training) takes it from here."""
 
 METRIC_AXES = {
     "size": (0.0, 256.0),          # equivalent circle diameter, cells

@@ -28,13 +28,13 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from .._shared import atomic_dir, atomic_write_text
-from ..data.representation import CHANNELS, check as check_representation
+from ..data.representation import CHANNELS, DEFAULT as DEFAULT_REPRESENTATION, check as check_representation
 from ..errors import InputError
+from ..metrics import CONDITIONING_SHAPE
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INFO_FILE = "infinityebsd.json"
-N_METRICS = 8
-METRIC_DIM = 1024
+N_METRICS, METRIC_DIM = CONDITIONING_SHAPE  # metric tokens and their length (defined in metrics/)
 
 
 def config_names() -> list[str]:
@@ -58,7 +58,7 @@ def load_config(name_or_path: str | os.PathLike | dict) -> dict:
     for key in ("patch", "vae", "unet", "scheduler"):
         if key not in cfg:
             raise InputError(f"{p}: config lacks the '{key}' section")
-    cfg.setdefault("representation", "euler")
+    cfg.setdefault("representation", DEFAULT_REPRESENTATION)
     cfg.setdefault("metric_encoder", {})
     return cfg
 

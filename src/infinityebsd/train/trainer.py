@@ -34,6 +34,7 @@ from ..data.dataset import open_dataset
 from ..data.masks import random_masks
 from ..data.representation import CHANNELS
 from ..errors import InputError
+from ..metrics import METRIC_NAMES, metric_axes
 from ..models.ldm import (
     build_metric_encoder, build_scheduler, build_unet, build_vae, load_config, load_model, read_info,
     save_model, unet_input, vae_factor,
@@ -372,12 +373,7 @@ def _provenance(state, info, acc):
 
 
 def _metric_axes():
-    try:
-        from ..metrics import METRIC_NAMES, metric_axes
-
-        return list(METRIC_NAMES), {k: list(map(float, v)) for k, v in metric_axes().items()}
-    except Exception:  # the metrics module may not offer axes; the tensor layout is still fixed
-        return ["size", "perimeter", "inertia_ratio", "coordination", "disorientation", "phi1", "Phi", "phi2"], None
+    return list(METRIC_NAMES), {k: list(map(float, v)) for k, v in metric_axes().items()}
 
 
 # ---------------------------------------------------------------------------------------------
