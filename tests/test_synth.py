@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from scipy import ndimage
+from scipy.integrate import trapezoid
 from scipy.stats import chi, wasserstein_distance
 
 from infinityebsd import EBSDMap, read_map
@@ -167,7 +168,7 @@ def test_voronoi_random_texture_gives_mackenzie_disorientations():
 def _random_share_within(theta_deg):
     """Share of uniformly random orientations within theta of a fixed one (cubic symmetry)."""
     th = np.linspace(0, theta_deg, 2000)
-    return np.trapezoid(mackenzie_density(th), th)
+    return trapezoid(mackenzie_density(th), th)
 
 
 def test_texture_components_cluster_at_the_right_place():

@@ -29,7 +29,9 @@ import torch
 from .._shared import atomic_write, atomic_write_text
 from ..crystal import quat_to_euler
 from ..errors import InputError
-from ..metrics import CONDITIONING_SHAPE
+from ..grains import clean
+from ..io import EBSDMap, read_map
+from ..metrics import CONDITIONING_SHAPE, compute_metrics, conditioning_tensor
 from . import representation as rep
 from .augment import MODES, VARIANT_NAMES, augment
 
@@ -185,9 +187,6 @@ def _file_id(p: Path) -> str:
 
 def patch_conditioning(euler: np.ndarray, threshold_deg: float = 10.0):
     """Conditioning tensor (8, 1024) and median grain size (ECD, cells) of a clean patch."""
-    from ..io import EBSDMap
-    from ..metrics import compute_metrics, conditioning_tensor
-
     table = compute_metrics(EBSDMap.from_euler(euler), threshold_deg=threshold_deg)
     cond = np.asarray(conditioning_tensor(table), dtype=np.float32)
     size = np.asarray(table.size, dtype=np.float64)
@@ -210,9 +209,6 @@ def build_dataset(inputs, out, patch: int = 256, overlap: float = 0.5, augment_m
     manifest.
     """
     from tqdm.auto import tqdm
-
-    from ..grains import clean
-    from ..io import EBSDMap, read_map
 
     if augment_mode not in MODES:
         raise InputError(f"unknown augmentation '{augment_mode}'; use 'physical' or 'pixel'")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+from scipy.integrate import trapezoid  # np.trapezoid needs NumPy 2; the declared floor is 1.24
 
 from ..crystal import disorientation_angle, euler_to_quat, mackenzie_density
 from ..metrics import BIN_RULES, METRIC_NAMES, GrainTable
@@ -158,7 +159,7 @@ def mackenzie_w1(disorientation_deg: np.ndarray, weights=None) -> float:
     o = np.argsort(v)
     cw = np.concatenate([[0.0], np.cumsum(w[o])]) / w.sum()
     fs = cw[np.searchsorted(v[o], grid, side="right")]
-    return float(np.trapezoid(np.abs(fs - fm), grid))
+    return float(trapezoid(np.abs(fs - fm), grid))
 
 
 def _kernel(omega_rad: np.ndarray, halfwidth_deg: float) -> np.ndarray:
@@ -171,7 +172,7 @@ def _kernel_mean_uniform(halfwidth_deg: float) -> float:
     """Mean of the kernel over uniformly random orientations (Mackenzie-weighted), for MRD units."""
     th = np.linspace(0.0, 62.9, 2000)
     d = mackenzie_density(th, n_axes=20_000)
-    return float(np.trapezoid(_kernel(np.deg2rad(th), halfwidth_deg) * d, th) / np.trapezoid(d, th))
+    return float(trapezoid(_kernel(np.deg2rad(th), halfwidth_deg) * d, th) / trapezoid(d, th))
 
 
 def phi2_section_grid(step_deg: float = 5.0):

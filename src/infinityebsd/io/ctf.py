@@ -2,7 +2,14 @@
 
 Angles in the file are Bunge degrees; in memory they are radians. No reference-frame conversion is
 applied in either direction, so a round trip never rotates a map. Cells are placed by their X/Y
-positions, not by line order. See ``shared/docs/ctf-format.md`` for the layout.
+positions, not by line order.
+
+The layout (Oxford's text export; tab-separated, CRLF or LF line ends): a ``Channel Text File``
+line, header ``key<TAB>value`` lines (``XCells``, ``YCells``, ``XStep``, ``YStep`` are required), ``Phases N``
+followed by one line per phase (``a;b;c``, ``α;β;γ``, name, Laue group number, space group number),
+then the column-name line (``Phase X Y Bands Error Euler1 Euler2 Euler3 MAD BC BS``; extra columns are
+kept) and one line per cell, X fastest. ``Phase`` 0 means not indexed. :func:`ctf_header` shows exactly
+what the writer puts before the data.
 """
 
 from __future__ import annotations
