@@ -238,11 +238,17 @@ def _options_hash(**kw) -> str:
 
 
 def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
-           steps: int = 20, scheduler: str = "dpm", guidance: float = 1.0, batch: int = 8,
+           steps: int | None = None, scheduler: str | None = None, guidance: float = 1.0, batch: int = 8,
            overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True,
            mean_size: float | None = None, log=print, phase: str | None = None,
-           stop_after_waves: int | None = None, refine: bool = False) -> Result | None:
+           stop_after_waves: int | None = None, refine: bool = False, resample: int | None = None) -> Result | None:
     """Extend ``input_map`` (or generate from ``cond`` alone when it is None) to ``size`` cells.
+
+    With a morphology model (:class:`~.morph.MorphPipeline`, the default) the job runs
+    :func:`~.morph_extend.extend_morph`: the grain network is generated and segmented, orientations
+    come from the input and matching crystallography (``refine`` is implied); ``scheduler`` None
+    means its DDIM sampler with ``resample`` RePaint passes (default 2), ``steps`` None 25.
+    The rest of this docstring is about the latent model.
 
     The input is cleaned first; its cells are never changed. ``cond`` defaults to the conditioning
     tensor of the cleaned input. ``work_dir`` holds the resumable state (required for ``resume``).
@@ -251,6 +257,18 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
     ``stop_after_waves`` (tests of resumption), and in all processes but the first when the job runs
     as several processes (:func:`processes`).
     """
+    if getattr(pipe, "space", None) == "pixel":
+        from .morph_extend import extend_morph
+
+        if processes() is not None:
+            raise InputError("morphology models run as one process; start without accelerate launch/torchrun")
+        return extend_morph(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps or 25,
+                            sampler=scheduler or "ddim", guidance=guidance, batch=batch,
+                            resample=2 if resample is None else resample, overlap=overlap, work_dir=work_dir,
+                            resume=resume, progress=progress, log=log, phase=phase,
+                            stop_after_waves=stop_after_waves)
+    steps = steps or 20
+    scheduler = scheduler or "dpm"
     R, C = int(size[0]), int(size[1])
     P = pipe.patch
     info = pipe.model.info

@@ -1,0 +1,365 @@
+"""Morphology-first extension and generation: grain network first, orientations after.
+
+The steps, each a function:
+
+1. :func:`prepare` — clean the input, choose the grid scale so grains fall in the model's range
+   (the model records its range as *median* grain ECD in cells), the input's labels at that scale;
+2. :func:`make_plan` (the planner) — windows in waves on the grain-scale canvas;
+3. :func:`run_waves` — each wave's windows are denoised in batches (:class:`~.morph.MorphPipeline`)
+   and segmented at once (:func:`~.morph.segment_window`): the known grains flood outward and new
+   grains get new labels, so the next wave sees a label canvas; the canvas is saved after every wave
+   (memory-mapped ``.npy`` + ``state.json``), so a killed job resumes where it stopped;
+4. :func:`finish` — back to the output grid (boundaries follow the generated field's valleys, not
+   the staircase of a nearest-neighbour resize), the input pasted back exactly, grains under the
+   minimum area merged into a neighbour, and orientations: input grains keep theirs (a grain cut by
+   the input border keeps its orientation across it), new grains get theirs from matching
+   crystallography against the target's grain orientations and boundary disorientations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._shared import atomic_write_text
+from ..errors import InputError
+from ..grains import clean_with_grains
+from ..io import EBSDMap
+from ..metrics import conditioning_tensor, grain_table
+from .crystallography import orientations_for_labels
+from .morph import segment_window
+from .planner import Plan, make_plan, place_input
+
+MIN_AREA = 10
+"""The paper's minimum grain area in cells, applied to generated grains."""
+
+
+@dataclass
+class Prepared:
+    """What a job needs from its input: the cleaned input (output grid), its labels, the
+    conditioning, and the grain-scale grid (``f`` cells of the grid per output cell)."""
+
+    size: tuple[int, int]
+    grid: tuple[int, int]
+    f: float
+    cond: np.ndarray
+    input_clean: EBSDMap | None = None
+    input_labels: np.ndarray | None = None
+    input_quat: np.ndarray | None = None
+    input_disorientation_deg: np.ndarray | None = None
+    box: tuple | None = None          # input box on the output grid
+    grid_box: tuple | None = None     # input box on the grain-scale grid
+    grid_labels: np.ndarray | None = None
+
+
+def resize_nearest(a: np.ndarray, shape) -> np.ndarray:
+    """Nearest-neighbour resampling of the first two axes to ``shape``."""
+    r = np.minimum((np.arange(shape[0]) + 0.5) * a.shape[0] / shape[0], a.shape[0] - 1).astype(int)
+    c = np.minimum((np.arange(shape[1]) + 0.5) * a.shape[1] / shape[1], a.shape[1] - 1).astype(int)
+    return a[r][:, c]
+
+
+def grid_factor(median_ecd: float, size_range) -> float:
+    """Grid cells per output cell so that grains of median ECD ``median_ecd`` fall in ``size_range``
+    (1 when already inside; else the geometric middle of the range)."""
+    if not size_range or not np.isfinite(median_ecd) or median_ecd <= 0:
+        return 1.0
+    lo, hi = float(size_range[0]), float(size_range[1])
+    if lo <= median_ecd <= hi:
+        return 1.0
+    return float(np.sqrt(lo * hi)) / median_ecd
+
+
+def median_ecd_of_cond(cond) -> float:
+    """The median grain ECD (cells) of a conditioning tensor's size row (NaN if not given)."""
+    from ..metrics import METRIC_NAMES, axis_values
+
+    row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
+    if not np.isfinite(row).all() or row.sum() <= 0:
+        return float("nan")
+    v = axis_values("size")
+    cdf = np.cumsum(row) / row.sum()
+    return float(v[min(np.searchsorted(cdf, 0.5), len(v) - 1)])
+
+
+def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond=None, place: str = "center",
+            phase: str | None = None, log=print) -> Prepared:
+    """Step 1: clean the input and choose the grain-scale grid."""
+    R, C = int(size[0]), int(size[1])
+    if input_map is None:
+        if cond is None:
+            raise InputError("nothing to generate from: give an input map or target metrics")
+        med = median_ecd_of_cond(cond)
+        f = grid_factor(med, size_range)
+        if f != 1.0:
+            log(f"target median grain size {med:.1f} cells lies outside the model's range "
+                f"{size_range[0]:g}-{size_range[1]:g}: generating on a grid rescaled by {f:.2f}")
+        return Prepared(size=(R, C), grid=(max(patch, round(R * f)), max(patch, round(C * f))), f=f,
+                        cond=np.asarray(cond, np.float32))
+    h, w = input_map.shape
+    if h > R or w > C:
+        raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
+    input_clean, g = clean_with_grains(input_map, phase=phase)
+    table = grain_table(g.labels, g.quat, input_clean.step)
+    med = float(np.median(table.size))
+    f = grid_factor(med, size_range)
+    if f != 1.0:
+        log(f"input median grain size {med:.1f} cells lies outside the model's range "
+            f"{size_range[0]:g}-{size_range[1]:g}: generating on a grid rescaled by {f:.2f} and resampling back")
+    hs, ws = int(round(h * f)), int(round(w * f))
+    if min(hs, ws) < patch // 2:
+        need = int(np.ceil(patch / 2 / f))
+        raise InputError(f"the input is {h}x{w} cells; with grains of median size {med:.1f} cells this model "
+                         f"needs at least {need} cells per side (half its {patch}-cell window at grain scale)")
+    Rs, Cs = max(patch, int(round(R * f))), max(patch, int(round(C * f)))
+    box = place_input((R, C), (h, w), place)
+    grid_box = place_input((Rs, Cs), (hs, ws), place)
+    if cond is None:
+        cond = conditioning_tensor(table)
+    return Prepared(size=(R, C), grid=(Rs, Cs), f=f, cond=np.asarray(cond, np.float32), input_clean=input_clean,
+                    input_labels=g.labels.astype(np.int64), input_quat=g.quat, input_disorientation_deg=table.disorientation_deg,
+                    box=box, grid_box=grid_box, grid_labels=resize_nearest(g.labels, (hs, ws)).astype(np.int64))
+
+
+class LabelWork:
+    """Resumable state: the grain-scale label canvas (-1 = not generated yet) and field, memory-mapped."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def exists(self) -> bool:
+        return (self.folder / "state.json").exists()
+
+    def create(self, shape, channels: int, state: dict):
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True)
+        self.labels = np.lib.format.open_memmap(self.folder / "labels.npy", "w+", np.int64, tuple(shape))
+        self.labels[:] = -1
+        self.field = np.lib.format.open_memmap(self.folder / "field.npy", "w+", np.float32, (channels,) + tuple(shape))
+        self.state = state
+
+    def open(self):
+        self.state = json.loads((self.folder / "state.json").read_text())
+        self.labels = np.load(self.folder / "labels.npy", mmap_mode="r+")
+        self.field = np.load(self.folder / "field.npy", mmap_mode="r+")
+
+    def save(self):
+        self.labels.flush()
+        self.field.flush()
+        atomic_write_text(self.folder / "state.json", json.dumps(self.state))
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _slice(plan: Plan, i: int):
+    r, c = plan.windows[i]
+    return slice(r, r + plan.patch), slice(c, c + plan.patch)
+
+
+def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 25, sampler: str = "ddim",
+              guidance: float = 1.0, batch: int = 8, resample: int = 2, progress: bool = True,
+              stop_after_waves: int | None = None, decode_options: dict | None = None) -> bool:
+    """Step 3: generate and segment the waves not done yet; True when all are done.
+
+    The progress bar counts cells to generate (a window's unknown cells), so its time estimate does
+    not jump between waves of different sizes."""
+    from tqdm.auto import tqdm
+
+    decode_options = decode_options or {}
+    done = work.state["waves_done"]
+    known0 = work.labels >= 0
+    todo = {}
+    seen = known0.copy()
+    for wave in plan.waves:  # each window's share of the cells to generate, for the progress bar
+        for i in wave:
+            s = _slice(plan, i)
+            todo[i] = int((~seen[s]).sum())
+        for i in wave:
+            seen[_slice(plan, i)] = True
+    total = sum(todo.values())
+    start = sum(todo[i] for w in plan.waves[:done] for i in w)
+    bar = tqdm(total=total, initial=start, unit="cell", unit_scale=True, disable=not progress, desc="generating")
+    for wi in range(done, len(plan.waves)):
+        wave = plan.waves[wi]
+        bar.set_postfix(wave=f"{wi + 1}/{len(plan.waves)}")
+        for a in range(0, len(wave), max(1, batch)):
+            idx = wave[a:a + batch]
+            labs = [np.asarray(work.labels[_slice(plan, i)]) for i in idx]
+            kn = np.stack([lab >= 0 for lab in labs])
+            wseeds = [seed * 1_000_003 + i for i in idx]
+            kf = np.stack([pipe.known_field(lab, k, s) for lab, k, s in zip(labs, kn, wseeds)])
+            fields = pipe(kf, kn, cond, seeds=wseeds, steps=steps, sampler=sampler, guidance=guidance,
+                          resample=resample)
+            for i, lab, k, fld in zip(idx, labs, kn, fields):
+                # windows of a wave never write neighbouring cells, so segmenting them one after
+                # another gives the same labels as segmenting them together
+                out, nxt = segment_window(fld, lab, k, pipe.representation, work.state["next_label"], **decode_options)
+                s = _slice(plan, i)
+                work.labels[s] = np.where(k, lab, out)
+                fs = work.field[(slice(None),) + s]
+                work.field[(slice(None),) + s] = np.where(k[None], fs, fld)
+                work.state["next_label"] = nxt
+                bar.update(todo[i])
+        work.state["waves_done"] = wi + 1
+        work.save()
+        if stop_after_waves is not None and wi + 1 - done >= stop_after_waves and wi + 1 < len(plan.waves):
+            bar.close()
+            return False
+    bar.close()
+    return True
+
+
+def _upsample_labels(labels: np.ndarray, field: np.ndarray, shape) -> np.ndarray:
+    """Labels on a finer grid whose boundaries follow the field's valleys: cells far from any
+    boundary of the nearest-neighbour resize keep its label, the rest are flooded over the
+    bilinearly interpolated field (smooth boundaries instead of staircases)."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    from ..data.representation import boundary_cells
+
+    near = resize_nearest(labels, shape)
+    k = max(1.0, shape[0] / labels.shape[0])
+    band = ndimage.binary_dilation(boundary_cells(near), iterations=int(np.ceil(k)))
+    zoom = (shape[0] / field.shape[0], shape[1] / field.shape[1])
+    elev = -ndimage.zoom(field, zoom, order=1, mode="nearest", grid_mode=True)[: shape[0], : shape[1]]
+    markers = np.where(band, 0, near + 1)
+    return watershed(elev, markers, connectivity=1) - 1
+
+
+def _merge_small(labels: np.ndarray, fixed: np.ndarray, min_area: int) -> np.ndarray:
+    """Merge grains under ``min_area`` cells that have no fixed cell into the neighbour they share
+    the longest boundary with (repeated while any remain)."""
+    lab = labels.copy()
+    for _ in range(20):
+        area = np.bincount(lab.ravel())
+        has_fixed = np.bincount(lab[fixed], minlength=len(area)) > 0
+        small = (area > 0) & (area < min_area) & ~has_fixed
+        if not small.any():
+            break
+        a = np.concatenate([lab[:, :-1].ravel(), lab[:-1, :].ravel()])
+        b = np.concatenate([lab[:, 1:].ravel(), lab[1:, :].ravel()])
+        d = a != b
+        src = np.concatenate([a[d], b[d]])
+        dst = np.concatenate([b[d], a[d]])
+        keep = small[src]
+        src, dst = src[keep], dst[keep]
+        if len(src) == 0:
+            break
+        key = src.astype(np.int64) * len(area) + dst
+        uk, cnt = np.unique(key, return_counts=True)
+        s, t = uk // len(area), uk % len(area)
+        score = cnt + np.where(small[t], 0, 1 << 30)
+        order = np.lexsort((-score, s))
+        first = np.ones(len(order), bool)
+        first[1:] = s[order][1:] != s[order][:-1]
+        ss, tt = s[order][first], t[order][first]
+        ok = ~small[tt] | (tt > ss)  # only small neighbours: merge upwards so no two swap
+        target = np.arange(len(area))
+        target[ss[ok]] = tt[ok]
+        lab = target[lab]
+    return lab
+
+
+def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area: int = MIN_AREA):
+    """Step 4: labels on the output grid, the input exact, small grains merged, orientations.
+    Returns (EBSDMap, labels, plan on the output grid)."""
+    R, C = prep.size
+    labels = np.asarray(work.labels)
+    field = np.asarray(work.field[0])
+    if prep.grid_box is not None:  # the field of the input region, for the valleys there too
+        from ..data.representation import distance_field
+
+        r0, c0, hs, ws = prep.grid_box
+        field = field.copy()
+        field[r0:r0 + hs, c0:c0 + ws] = distance_field(prep.grid_labels)
+    if prep.f != 1.0 or labels.shape != (R, C):
+        if prep.f < 1.0:
+            out = _upsample_labels(labels, field, (R, C))
+        else:
+            out = resize_nearest(labels, (R, C))
+    else:
+        out = labels.copy()
+    fixed = np.zeros((R, C), bool)
+    known_euler = np.zeros((R, C, 3))
+    if prep.box is not None:
+        r0, c0, h, w = prep.box
+        out[r0:r0 + h, c0:c0 + w] = prep.input_labels
+        fixed[r0:r0 + h, c0:c0 + w] = True
+        known_euler[r0:r0 + h, c0:c0 + w] = prep.input_clean.euler
+    # a generated cell must not join an input grain it does not touch: split disconnected pieces
+    from skimage.measure import label as cc_label
+
+    out = cc_label(out + 1, connectivity=1, background=0) - 1
+    out = _merge_small(out, fixed, min_area)
+    _, out = np.unique(out, return_inverse=True)
+    out = out.reshape(R, C)
+    euler = orientations_for_labels(out, fixed, known_euler, cond=prep.cond, target_quat=prep.input_quat,
+                                    target_disorientation_deg=prep.input_disorientation_deg, seed=seed,
+                                    min_neighbour_deg=10.0)
+    ref = prep.input_clean
+    m = EBSDMap.from_euler(euler, step=ref.step if ref is not None else (1.0, 1.0),
+                           phase=ref.phases[0] if ref is not None else None, source="infinityebsd")
+    if prep.f != 1.0:
+        f = prep.f
+        plan = Plan(canvas=(R, C), patch=int(round(plan.patch / f)), input_box=prep.box,
+                    windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
+    else:
+        plan = Plan(canvas=plan.canvas, patch=plan.patch, input_box=prep.box, windows=plan.windows, waves=plan.waves)
+    return m, out, plan
+
+
+def _key(**kw) -> str:
+    return hashlib.sha1(json.dumps(kw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
+                 steps: int = 25, sampler: str = "ddim", guidance: float = 1.0, batch: int = 8, resample: int = 2,
+                 overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True, log=print,
+                 phase: str | None = None, stop_after_waves: int | None = None):
+    """Extend ``input_map`` to ``size`` cells (or generate from ``cond`` alone) with a morphology
+    model: :func:`prepare` → plan → :func:`run_waves` → :func:`finish`. Returns a
+    :class:`~.extend.Result`, or None when stopped early by ``stop_after_waves``."""
+    from .extend import Result
+
+    prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
+    plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
+    key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
+               resample=resample, overlap=overlap, f=prep.f,
+               cond=hashlib.sha1(np.nan_to_num(prep.cond).tobytes()).hexdigest(),
+               inp=None if prep.grid_labels is None else hashlib.sha1(prep.grid_labels.tobytes()).hexdigest())
+    own_tmp = work_dir is None
+    if own_tmp:
+        work_dir = tempfile.mkdtemp(prefix="infinityebsd-")
+    work = LabelWork(work_dir)
+    if resume and work.exists():
+        work.open()
+        if work.state.get("key") != key:
+            raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
+                             "without --resume to start again")
+        log(f"resuming after wave {work.state['waves_done']} of {len(plan.waves)}")
+    else:
+        n_in = int(prep.input_labels.max()) + 1 if prep.input_labels is not None else 0
+        work.create(prep.grid, pipe.channels, {"key": key, "waves_done": 0, "next_label": n_in,
+                                               "plan": plan.to_json()})
+        if prep.grid_box is not None:
+            r0, c0, hs, ws = prep.grid_box
+            work.labels[r0:r0 + hs, c0:c0 + ws] = prep.grid_labels
+        work.save()
+    finished = run_waves(pipe, plan, work, prep.cond, seed, steps, sampler, guidance, batch, resample,
+                         progress, stop_after_waves)
+    if not finished:
+        return None
+    m, _, out_plan = finish(prep, plan, work, seed)
+    work.remove()
+    if own_tmp:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return Result(map=m, plan=out_plan, scale=prep.f, input_box=prep.box)

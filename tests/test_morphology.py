@@ -1,0 +1,236 @@
+"""Morphology-first generation: representations, segmentation, training items, the pipeline."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import block_labels
+from infinityebsd.data.representation import (
+    MORPHOLOGY_CHANNELS, boundary_cells, decode_morphology, distance_field, encode_morphology,
+)
+from infinityebsd.data.synth import grain_growth_labels
+from infinityebsd.errors import InputError
+
+
+def same_partition(a, b):
+    """True when two label maps split the cells into the same regions (labels may differ)."""
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()], 1), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+# ---------------------------------------------------------------------------------------------
+def test_distance_field_of_two_half_planes_is_the_distance_to_the_line():
+    lab = np.zeros((20, 30), int)
+    lab[:, 15:] = 1
+    f = distance_field(lab, clip=8.0)
+    # cells 14 and 15 touch the boundary (distance 0 -> -1); cell 15 - k is k-1 cells from cell 14
+    d = (f + 1) / 2 * 8
+    expected = np.minimum(np.abs(np.arange(30) - 14.5) - 0.5, 8)
+    assert np.allclose(d[7], expected)
+
+
+def test_known_field_sees_no_boundary_across_the_known_edge():
+    lab = block_labels(32, 32, 32, 8)  # vertical stripes 8 cells wide
+    known = np.zeros_like(lab, bool)
+    known[:, :12] = True  # cuts the second stripe
+    f = encode_morphology(lab, "distance", known=known)[0]
+    assert (f[~known] == 0).all()
+    # column 11 is the known edge; the stripe 8..15 continues there, so no boundary is drawn at 11
+    assert not boundary_cells(lab, known)[:, 11].any()
+    # and the known field does not depend on what lies in the unknown cells
+    other = lab.copy()
+    other[~known] = 999
+    assert np.array_equal(f, encode_morphology(other, "distance", known=known)[0])
+
+
+@pytest.mark.parametrize("kind", list(MORPHOLOGY_CHANNELS))
+def test_encode_shape_and_range(kind):
+    lab = grain_growth_labels((48, 48), 10, rng=0, workers=1)
+    t = encode_morphology(lab, kind, rng=1)
+    assert t.shape == (MORPHOLOGY_CHANNELS[kind], 48, 48) and t.dtype == np.float32
+    assert t.min() >= -1 and t.max() <= 1
+
+
+def test_unknown_representation_is_a_user_error():
+    with pytest.raises(InputError, match="unknown morphology representation"):
+        encode_morphology(np.zeros((4, 4), int), "colour")
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------------------------
+def test_decode_recovers_convex_grains_exactly():
+    lab = block_labels(48, 48, 12, 12)
+    dec = decode_morphology(encode_morphology(lab, "distance"), "distance")
+    assert same_partition(lab, dec)
+
+
+def test_decode_keeps_a_concave_grain_whole():
+    # an L-shaped grain (two arms, two distance maxima) next to a square: two grains, not three
+    lab = np.ones((40, 40), int)
+    lab[:30, :12] = 0
+    lab[18:30, :30] = 0
+    dec = decode_morphology(encode_morphology(lab, "distance"), "distance")
+    assert dec.max() == 1
+    # the boundary band is flat (-1), so at the concave corner a cell or two may go either way
+    agree = max((dec == lab).mean(), (dec == 1 - lab).mean())
+    assert agree > 0.995
+
+
+def test_decode_grain_growth_map_recovers_most_grains():
+    lab = grain_growth_labels((96, 96), 10, rng=3, workers=1)
+    dec = decode_morphology(encode_morphology(lab, "distance"), "distance")
+    n = lab.max() + 1
+    assert abs((dec.max() + 1) - n) <= 0.1 * n
+
+
+def test_decode_floods_from_known_grains_and_numbers_new_ones_above():
+    lab = block_labels(32, 32, 16, 16) + 5  # labels 5..8
+    known = np.zeros(lab.shape, bool)
+    known[:, :10] = True
+    field = encode_morphology(lab, "distance")
+    dec = decode_morphology(field, "distance", known_labels=np.where(known, lab, 0), known=known)
+    assert np.array_equal(dec[known], lab[known])
+    # the two known grains (5 and 7) continue to column 15; the right-hand grains are new: 8 and 9
+    assert np.array_equal(dec[:, :16], lab[:, :16])
+    assert set(np.unique(dec[:, 16:])) == {8, 9}
+
+
+def test_decode_continues_a_cut_grain_without_a_boundary():
+    lab = np.zeros((32, 32), int)  # one grain; the known half must simply continue
+    known = np.zeros(lab.shape, bool)
+    known[:, :16] = True
+    dec = decode_morphology(encode_morphology(lab, "distance"), "distance", known_labels=lab, known=known)
+    assert (dec == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training items
+# ---------------------------------------------------------------------------------------------
+def _corpus():
+    from infinityebsd.train.morph import morph_conditioning
+
+    labs = [grain_growth_labels((96, 96), 10, rng=k, workers=1) for k in range(2)]
+    return [{"labels": lab, "cond": morph_conditioning(lab), "kind": "synthetic", "name": str(k)}
+            for k, lab in enumerate(labs)]
+
+
+def test_training_item_known_input_is_the_known_cells_field():
+    from infinityebsd.train.morph import MorphWindows
+
+    ds = MorphWindows(_corpus(), 32, "distance", seed=0)
+    for i in range(6):
+        item = ds[i]
+        crop, m, known, cond, _ = ds.window(i)
+        win = crop[m:-m, m:-m]
+        # the input is computed from the known cells only: same whatever the unknown cells hold
+        scrambled = np.where(known, win, 10_000)
+        assert np.allclose(item["known"][0].numpy(), distance_field(scrambled, known))
+        assert np.array_equal(item["mask"][0].numpy().astype(bool), known)
+        # the target is the field of the crop with its margin, not of the bare window
+        assert np.allclose(item["x"][0].numpy(), distance_field(crop)[m:-m, m:-m])
+        assert item["cond"].shape == (8, 1024)
+
+
+def test_training_items_are_a_function_of_the_index():
+    from infinityebsd.train.morph import MorphWindows
+
+    a = MorphWindows(_corpus(), 32, "distance", seed=4)
+    b = MorphWindows(_corpus(), 32, "distance", seed=4)
+    assert all(torch.equal(a[i]["x"], b[i]["x"]) for i in (0, 17, 99))
+    assert not torch.equal(a[0]["x"], a[1]["x"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, pipeline, extension
+# ---------------------------------------------------------------------------------------------
+TINY = {
+    "name": "tiny-morph", "patch": 32, "representation": "distance", "space": "pixel", "distance_clip": 8.0,
+    "grain_size_range_cells": [8.0, 13.0],
+    "unet": {"down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+             "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "block_out_channels": [16, 32],
+             "layers_per_block": 1, "attention_head_dim": 2, "cross_attention_dim": 32, "norm_num_groups": 8},
+    "scheduler": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                  "prediction_type": "v_prediction", "clip_sample": False},
+    "train_unet": {"lr": 1e-3, "batch": 2, "steps": 2, "warmup": 1, "ema_decay": 0.9, "synthetic_maps": 2,
+                   "synthetic_size": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from infinityebsd.train.morph import train_morphology
+
+    out = tmp_path_factory.mktemp("morph")
+    r = train_morphology(out, TINY, steps=2, batch=2, progress=False, log=lambda *a: None)
+    assert r["step"] == 2 and not r["interrupted"]
+    return out
+
+
+def test_trained_folder_loads_as_a_pixel_model(tiny_model):
+    from infinityebsd.models.ldm import load_model, read_info
+
+    info = read_info(tiny_model)
+    assert info["space"] == "pixel" and info["representation"] == "distance"
+    m = load_model(tiny_model)
+    assert m.vae is None and m.unet.config.in_channels == 3 and m.unet.config.out_channels == 1
+    assert json.loads((tiny_model / "unet" / "config.json").read_text())["sample_size"] == 32
+
+
+def test_pipeline_keeps_known_cells_and_batches_like_single_windows(tiny_model):
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.morph import MorphPipeline
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    lab = grain_growth_labels((32, 32), 10, rng=1, workers=1)
+    known = np.zeros((2, 32, 32), bool)
+    known[0, :, :16] = True
+    known[1, :16] = True
+    kf = np.stack([pipe.known_field(lab, k) for k in known])
+    cond = np.full((8, 1024), np.nan, np.float32)
+    both = pipe(kf, known, cond, seeds=[3, 4], steps=3, resample=2)
+    one = pipe(kf[1:], known[1:], cond, seeds=[4], steps=3, resample=2)
+    assert np.allclose(both[1], one[0], atol=1e-5)
+    assert np.array_equal(both[:, 0][known], kf[:, 0][known])
+
+
+def _input_map():
+    from infinityebsd.data.synth import synth_map
+
+    return synth_map((64, 64), 10, seed=2, workers=1)
+
+
+def test_extension_keeps_the_input_and_resumes_to_the_same_map(tiny_model, tmp_path):
+    from infinityebsd.grains import clean
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.extend import extend
+    from infinityebsd.pipeline.morph import MorphPipeline
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    m = _input_map()
+    kw = dict(seed=5, steps=2, resample=1, progress=False, log=lambda *a: None)
+    full = extend(pipe, m, (96, 80), **kw)
+    r0, c0, h, w = full.input_box
+    assert np.allclose(full.map.euler[r0:r0 + h, c0:c0 + w], clean(m).euler)
+    stopped = extend(pipe, m, (96, 80), work_dir=tmp_path / "job", stop_after_waves=1, **kw)
+    assert stopped is None
+    resumed = extend(pipe, m, (96, 80), work_dir=tmp_path / "job", resume=True, **kw)
+    assert np.array_equal(resumed.map.euler, full.map.euler)
+
+
+def test_generated_grains_meet_the_minimum_area(tiny_model):
+    from infinityebsd.grains import reconstruct
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.extend import extend
+    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.train.morph import morph_conditioning
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    cond = morph_conditioning(grain_growth_labels((64, 64), 10, rng=0, workers=1))
+    res = extend(pipe, None, (64, 64), cond=cond, seed=1, steps=2, resample=1, progress=False, log=lambda *a: None)
+    g = reconstruct(res.map, 10.0)
+    assert g.area.min() >= 10
