@@ -146,20 +146,57 @@ def test_random_orientations_reproduce_mackenzie(rng):
     assert w1 < 0.6
 
 
-def test_distributions_use_the_paper_bin_rules(rng):
-    labels = block_labels(200, 200, 10, 10)
-    t = grain_table(labels, random_quat(400, rng))
+def _table_with_values(x):
+    """A GrainTable whose every metric (and every boundary's disorientation) takes the values ``x``."""
+    from infinityebsd.metrics import GrainTable
+
+    n = len(x)
+    return GrainTable(shape=(1, n), area=np.ones(n, np.int64), size=x, perimeter=x, inertia_ratio=x,
+                      coordination=x, euler_deg=np.stack([x, x, x], axis=1), border=np.zeros(n, bool),
+                      pairs=np.stack([np.arange(n), np.roll(np.arange(n), 1)], axis=1), disorientation_deg=x,
+                      length=np.ones(n, np.int64))
+
+
+def test_distributions_use_the_paper_bin_rules():
+    # 30 right-skewed values on [0, 100] for which Rice, square root and Doane give different bins.
+    x = np.array(list(range(20)) + [20, 25, 30, 40, 50, 60, 70, 80, 90, 100], float)
+    n = len(x)
+    # Rice: ceil(2·30^(1/3)) = ceil(6.21) = 7 bins of 14.29: 0..14 | 15..19, 20, 25 | 30, 40 | 50 | 60, 70 | 80 | 90, 100
+    rice = [15, 7, 2, 1, 2, 1, 2]
+    # square root: ceil(√30) = ceil(5.48) = 6 bins of 16.67: 0..16 | 17..19, 20, 25, 30 | 40 | 50, 60 | 70, 80 | 90, 100
+    sqrt = [17, 6, 1, 2, 2, 2]
+    # Doane: 1 + log2(n) + log2(1 + |g1|/σg1) with the sample skewness g1 = 1.46 and
+    # σg1 = √(6(n−2)/((n+1)(n+3))) = 0.405: 8.11 → 9 bins of 11.11
+    z = (x - x.mean()) / x.std()
+    g1 = np.mean(z**3)
+    k = 1 + np.log2(n) + np.log2(1 + abs(g1) / np.sqrt(6 * (n - 2) / ((n + 1) * (n + 3))))
+    assert g1 == pytest.approx(1.46, abs=0.01) and int(np.ceil(k)) == 9
+    doane = [12, 9, 2, 1, 1, 1, 1, 1, 2]  # 0..11 | 12..19, 20 | 25, 30 | 40 | 50 | 60 | 70 | 80 | 90, 100
+
+    d = distributions(_table_with_values(x))
+
+    def counts(name):
+        e, dens = d[name]
+        assert e[0] == 0 and e[-1] == 100
+        np.testing.assert_allclose(np.diff(e), 100 / (len(e) - 1))  # equal-width bins over the range
+        return np.rint(dens * np.diff(e) * n).astype(int).tolist()
+
+    assert counts("size") == rice and counts("perimeter") == rice
+    assert counts("inertia_ratio") == sqrt
+    for name in ("coordination", "disorientation", "phi1", "Phi", "phi2"):
+        assert counts(name) == doane, name
+    # constant data: one bin around the value, holding everything
+    e, dens = distributions(_table_with_values(np.full(5, 7.0)))["size"]
+    assert e.tolist() == [6.5, 7.5] and dens.tolist() == [1.0]
+
+
+def test_grain_euler_angles_lie_in_the_cubic_euler_region(rng):
+    t = grain_table(block_labels(200, 200, 10, 10), random_quat(400, rng))
+    assert (t.euler_deg[:, 1] <= 90 + 1e-6).all() and (t.euler_deg[:, 2] < 90).all()
     d = distributions(t)
-    n = t.n
-    assert len(d["size"][1]) == int(np.ceil(2 * n ** (1 / 3))) or t.size.min() == t.size.max()
-    assert len(d["inertia_ratio"][1]) >= 1
-    phi1 = t.euler_deg[:, 0]
-    assert len(d["phi1"][1]) == len(np.histogram_bin_edges(phi1, "doane")) - 1
     for name in METRIC_NAMES:
         e, dens = d[name]
         assert np.sum(dens * np.diff(e)) == pytest.approx(1.0)
-    # Euler angles lie in the cubic Euler region
-    assert (t.euler_deg[:, 1] <= 90 + 1e-6).all() and (t.euler_deg[:, 2] < 90).all()
 
 
 def test_conditioning_tensor_is_invertible_and_physical(rng):

@@ -237,11 +237,37 @@ def trained(tmp_path_factory):
 
 
 def test_tiny_vae_overfits_a_fixed_batch(trained):
-    out, _, rv, _ = trained
+    out, ds, rv, _ = trained
     loss = _losses(out, "vae")
     assert len(loss) == 150
     assert loss[-10:].mean() < loss[:10].mean() / 4
-    assert rv["scaling_factor"] > 0
+    # the stored latent scale gives the trained VAE's latents of this data unit standard deviation
+    from infinityebsd.models import load_model
+
+    m = load_model(out, parts=("vae",))
+    assert m.scaling_factor == pytest.approx(rv["scaling_factor"])
+    with torch.no_grad():
+        z = m.vae.encode(torch.stack([ds[i]["x"] for i in range(len(ds))])).latent_dist.mean
+    assert float((z * m.scaling_factor).std()) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_scaling_factor_gives_unit_variance_latents_over_all_batches():
+    from infinityebsd.models import build_vae, load_config
+    from infinityebsd.train.trainer import measure_scaling_factor
+
+    torch.manual_seed(0)
+    vae = build_vae(load_config("tiny"))
+    ds = _tiny_data(n=6)
+    # the last items' latents are made larger, so a factor measured on the first batch only is off
+    scale = torch.tensor([1.0, 1.0, 1.0, 1.0, 3.0, 3.0])
+    data = [{"x": ds[i]["x"] * scale[i], "cond": ds[i]["cond"]} for i in range(len(ds))]
+    sf = measure_scaling_factor(vae, data, 2, 16, "cpu")
+    with torch.no_grad():
+        z = vae.encode(torch.stack([d["x"] for d in data])).latent_dist.mean
+    assert float((z * sf).std()) == pytest.approx(1.0, rel=1e-4)
+    # and it reads at most max_batches batches
+    sf1 = measure_scaling_factor(vae, data, 2, 1, "cpu")
+    assert float((z[:2] * sf1).std()) == pytest.approx(1.0, rel=1e-4) and abs(sf1 - sf) > 0.01 * sf
 
 
 def test_tiny_unet_overfits_a_fixed_batch(trained):
@@ -357,6 +383,49 @@ def test_kill_and_resume_reproduces_uninterrupted_run(trained, tmp_path):
 
 
 # ------------------------------------------------------------------------------ CLI + DDP
+DDP_VAE_DRIVER = """
+import os
+import sys
+
+import torch
+
+from infinityebsd.data.dataset import ShardDataset
+from infinityebsd.train import trainer
+
+data, model, out = sys.argv[1:4]
+
+
+class Recording(ShardDataset):
+    seen = []
+
+    def __getitem__(self, i):
+        self.seen.append(int(i))
+        return super().__getitem__(i)
+
+
+spy = {}
+build, scale = trainer.build_vae, trainer.measure_scaling_factor
+
+
+def build_and_keep(cfg):
+    vae = build(cfg)
+    spy["initial"] = {k: v.detach().clone() for k, v in vae.state_dict().items()}
+    return vae
+
+
+def scale_after_training(vae, dataset, *args):
+    spy["seen"] = list(dataset.seen)  # the items trained on, before this pass reads more
+    spy["weights"] = {k: v.detach().clone() for k, v in vae.state_dict().items()}
+    return scale(vae, dataset, *args)
+
+
+trainer.build_vae, trainer.measure_scaling_factor = build_and_keep, scale_after_training
+trainer.train_vae(Recording(data, "quat"), model, config="tiny", steps=1, batch=2, representation="quat",
+                  progress=False)
+torch.save(spy, os.path.join(out, "rank%s.pt" % os.environ["RANK"]))
+"""
+
+
 def test_cli_dataset_and_ddp_training_with_two_cpu_processes(tmp_path):
     from infinityebsd.io import write_ctf
 
@@ -375,9 +444,19 @@ def test_cli_dataset_and_ddp_training_with_two_cpu_processes(tmp_path):
     # torchrun starts the two gloo processes (on CPUs `accelerate launch` delegates to mpirun).
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
               "--master_port", str(29500 + os.getpid() % 1000)]
-    p = run(*launch, "-m", "infinityebsd", "train-vae", str(data), "-o", str(model), "--config", "tiny",
-            "--steps", "3", "--batch", "2", "--representation", "quat")
+    # The VAE step runs through a small driver that records, on each process, the items it trained on
+    # and its weights after the step: the processes must agree on the weights (gradients averaged)
+    # and must have seen different items (the data split between them).
+    driver = tmp_path / "ddp_vae.py"
+    driver.write_text(DDP_VAE_DRIVER)
+    p = run(*launch, str(driver), str(data), str(model), str(tmp_path))
     assert p.returncode == 0, p.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert len(r0["seen"]) == len(r1["seen"]) == 2  # one step, batch 2 per process
+    assert not set(r0["seen"]) & set(r1["seen"])
+    assert r0["weights"].keys() == r1["weights"].keys()
+    assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
+    assert any(not torch.equal(r0["weights"][k], r0["initial"][k]) for k in r0["weights"])  # a step was taken
     p = run(*launch, "-m", "infinityebsd", "train", str(data), "-o", str(model), "--config", "tiny",
             "--steps", "3", "--batch", "2")
     assert p.returncode == 0, p.stderr[-3000:]
