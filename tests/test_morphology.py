@@ -234,3 +234,30 @@ def test_generated_grains_meet_the_minimum_area(tiny_model):
     res = extend(pipe, None, (64, 64), cond=cond, seed=1, steps=2, resample=1, progress=False, log=lambda *a: None)
     g = reconstruct(res.map, 10.0)
     assert g.area.min() >= 10
+
+
+def test_export_from_the_last_checkpoint_gives_the_final_ema_weights(tiny_model, tmp_path):
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.train.morph import export_checkpoint
+    from infinityebsd.train.trainer import latest_checkpoint
+
+    ck = latest_checkpoint(tiny_model / "checkpoints" / "morph")
+    out = export_checkpoint(ck, tmp_path / "exported")
+    a, b = load_model(tiny_model), load_model(out)
+    for (na, pa), (nb, pb) in zip(a.unet.state_dict().items(), b.unet.state_dict().items()):
+        assert na == nb and torch.equal(pa, pb)
+
+
+def test_rescaled_conditioning_moves_the_size_distribution_by_the_factor():
+    from infinityebsd.metrics import METRIC_NAMES, axis_values
+    from infinityebsd.pipeline.morph_extend import median_ecd_of_cond, rescale_cond
+    from infinityebsd.train.morph import morph_conditioning
+
+    cond = morph_conditioning(grain_growth_labels((128, 128), 20, rng=0, workers=1))
+    half = rescale_cond(cond, 0.5)
+    assert median_ecd_of_cond(half) == pytest.approx(median_ecd_of_cond(cond) / 2, abs=0.5)
+    k = METRIC_NAMES.index("coordination")
+    assert np.array_equal(half[k], cond[k])
+    v = axis_values("size")
+    s = METRIC_NAMES.index("size")
+    assert np.average(v, weights=half[s]) == pytest.approx(np.average(v, weights=cond[s]) / 2, rel=0.03)

@@ -48,7 +48,8 @@ class Prepared:
     size: tuple[int, int]
     grid: tuple[int, int]
     f: float
-    cond: np.ndarray
+    cond: np.ndarray                  # the target's metrics, output cells (crystallography, reports)
+    model_cond: np.ndarray | None = None  # the same at grain scale (what the network reads)
     input_clean: EBSDMap | None = None
     input_labels: np.ndarray | None = None
     input_quat: np.ndarray | None = None
@@ -88,6 +89,25 @@ def median_ecd_of_cond(cond) -> float:
     return float(v[min(np.searchsorted(cdf, 0.5), len(v) - 1)])
 
 
+def rescale_cond(cond, f: float) -> np.ndarray:
+    """The conditioning tensor of the same grains on a grid ``f`` times finer: the size and
+    perimeter rows are stretched by ``f`` along their axes (the other metrics do not change)."""
+    from ..metrics import METRIC_NAMES, axis_values
+
+    out = np.array(cond, dtype=np.float32, copy=True)
+    if f == 1.0:
+        return out
+    for name in ("size", "perimeter"):
+        k = METRIC_NAMES.index(name)
+        row = out[k].astype(np.float64)
+        if not np.isfinite(row).all():
+            continue
+        v = axis_values(name)
+        new = np.interp(v / f, v, row, left=0.0, right=0.0)
+        out[k] = new / max(new.mean(), 1e-12) if new.sum() > 0 else row
+    return out
+
+
 def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond=None, place: str = "center",
             phase: str | None = None, log=print) -> Prepared:
     """Step 1: clean the input and choose the grain-scale grid."""
@@ -101,7 +121,7 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
             log(f"target median grain size {med:.1f} cells lies outside the model's range "
                 f"{size_range[0]:g}-{size_range[1]:g}: generating on a grid rescaled by {f:.2f}")
         return Prepared(size=(R, C), grid=(max(patch, round(R * f)), max(patch, round(C * f))), f=f,
-                        cond=np.asarray(cond, np.float32))
+                        cond=np.asarray(cond, np.float32), model_cond=rescale_cond(cond, f))
     h, w = input_map.shape
     if h > R or w > C:
         raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
@@ -120,11 +140,20 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
     Rs, Cs = max(patch, int(round(R * f))), max(patch, int(round(C * f)))
     box = place_input((R, C), (h, w), place)
     grid_box = place_input((Rs, Cs), (hs, ws), place)
+    grid_labels = resize_nearest(g.labels, (hs, ws)).astype(np.int64)
     if cond is None:
         cond = conditioning_tensor(table)
-    return Prepared(size=(R, C), grid=(Rs, Cs), f=f, cond=np.asarray(cond, np.float32), input_clean=input_clean,
+        # the network reads the input's grains as it sees them, on the grain-scale grid
+        _, gl = np.unique(grid_labels, return_inverse=True)  # grains too small to survive the resize drop out
+        gl = gl.reshape(grid_labels.shape)
+        gq = np.tile([1.0, 0.0, 0.0, 0.0], (int(gl.max()) + 1, 1))
+        model_cond = conditioning_tensor(grain_table(gl, gq)) if f != 1.0 else np.asarray(cond, np.float32)
+    else:
+        model_cond = rescale_cond(cond, f)
+    return Prepared(size=(R, C), grid=(Rs, Cs), f=f, cond=np.asarray(cond, np.float32), model_cond=model_cond,
+                    input_clean=input_clean,
                     input_labels=g.labels.astype(np.int64), input_quat=g.quat, input_disorientation_deg=table.disorientation_deg,
-                    box=box, grid_box=grid_box, grid_labels=resize_nearest(g.labels, (hs, ws)).astype(np.int64))
+                    box=box, grid_box=grid_box, grid_labels=grid_labels)
 
 
 class LabelWork:
@@ -334,7 +363,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
                resample=resample, overlap=overlap, f=prep.f,
-               cond=hashlib.sha1(np.nan_to_num(prep.cond).tobytes()).hexdigest(),
+               cond=hashlib.sha1(np.nan_to_num(prep.model_cond).tobytes()).hexdigest(),
                inp=None if prep.grid_labels is None else hashlib.sha1(prep.grid_labels.tobytes()).hexdigest())
     own_tmp = work_dir is None
     if own_tmp:
@@ -354,7 +383,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
             r0, c0, hs, ws = prep.grid_box
             work.labels[r0:r0 + hs, c0:c0 + ws] = prep.grid_labels
         work.save()
-    finished = run_waves(pipe, plan, work, prep.cond, seed, steps, sampler, guidance, batch, resample,
+    finished = run_waves(pipe, plan, work, prep.model_cond, seed, steps, sampler, guidance, batch, resample,
                          progress, stop_after_waves)
     if not finished:
         return None

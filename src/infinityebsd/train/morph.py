@@ -271,3 +271,34 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
         ema.restore(params)
     acc.wait_for_everyone()
     return result
+
+
+def export_checkpoint(checkpoint, out) -> Path:
+    """Write a model folder from a training checkpoint's EMA weights (e.g. to try a model while its
+    training goes on, or after stopping early). Returns ``out``."""
+    ck = Path(checkpoint)
+    st = json.loads((ck / "trainer_state.json").read_text())
+    cfg = load_morph_config(st["config"])
+    unet, menc, noise_sched = build_morph_parts(cfg)
+    module = DenoiserTrainModule(unet, menc)
+    params = list(module.parameters())
+    ema_state = None
+    for p in sorted(ck.glob("custom_checkpoint_*.pkl")):
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+        if isinstance(obj, dict) and "shadow_params" in obj:
+            ema_state = obj
+    if ema_state is None:
+        raise InputError(f"{ck}: no EMA state in this checkpoint")
+    shadow = ema_state["shadow_params"]
+    if len(shadow) != len(params):
+        raise InputError(f"{ck}: the EMA state does not match the config's model")
+    with torch.no_grad():
+        for p, s in zip(params, shadow):
+            p.copy_(s)
+    prov = {"kind": "morph", "steps_done": st["step"], "of_steps": st["steps"], "batch": st["batch"],
+            "exported_from_checkpoint": ck.name}
+    save_model(out, unet=unet, metric_encoder=menc, scheduler=noise_sched, info={
+        "space": "pixel", "patch": cfg["patch"], "representation": cfg["representation"],
+        "distance_clip": cfg.get("distance_clip", 8.0), "grain_size_range_cells": cfg["grain_size_range_cells"],
+        "grain_size_statistic": "median ECD", "ema": True, "config": cfg, "provenance": {"morph": prov}})
+    return Path(out)
