@@ -47,6 +47,13 @@ def test_distance_definitions_analytic():
     assert l2_distance([1, 0], [0, 1]) == pytest.approx(np.sqrt(2))
     far = sample_distances(np.zeros(10) + 1.0, np.zeros(10) + 100.0, "size")
     assert far["ks"] == 1.0 and far["l2"] == pytest.approx(np.sqrt(2))
+    # by hand: the empirical CDFs of 1,2,3,4 and 3,4,5,6 differ most (by 1/2) between 2 and 3
+    assert ks_statistic(np.array([1.0, 2, 3, 4]), np.array([3.0, 4, 5, 6])) == 0.5
+    # weighted: 1 (weight 3) and 2 (weight 1) against 2: F = 3/4 against 0 at 1
+    assert ks_statistic(np.array([1.0, 2]), np.array([2.0]), np.array([3.0, 1]), np.array([1.0])) == 0.75
+    # and W1/σ by hand: moving 1,2,3,4 (σ = √1.25) by 2 costs 2
+    d = sample_distances(np.array([1.0, 2, 3, 4]), np.array([3.0, 4, 5, 6]), "size")
+    assert d["w1"] == pytest.approx(2 / np.sqrt(1.25)) and d["ks"] == 0.5
 
 
 def test_self_distances_are_zero(wide):
@@ -168,6 +175,37 @@ def test_border_grains_identity_model_continues_everything():
 
 
 # ------------------------------------------------------------------------------------ report and CLI
+def _colours(path):
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)[..., :3]
+    return img, {tuple(c) for c in np.rint(img.reshape(-1, 3) * 255).astype(int)}
+
+
+def _check_report_figures(folder, m):
+    """The figures show what they claim: the IPF panels hold the IPF colours of the map's largest
+    grains, and the histograms the target's grey bars and the generated map's red line."""
+    from infinityebsd.evaluate.plots import ipf_image
+    from infinityebsd.grains import clean_with_grains
+
+    cm, g = clean_with_grains(m)
+    rgb = np.rint(ipf_image(cm) * 255).astype(int)
+    big = np.argsort(g.area)[-5:]
+    img, _ = _colours(folder / "ipf.png")
+    img = np.rint(img * 255).astype(int)
+    for k in big:
+        r, c = np.argwhere(g.labels == k)[0]
+        # a patch of the grain's colour (8-bit rounding aside), far more pixels than the colour key
+        # holds of any one colour: the grain (≥ 40 cells) is drawn at several pixels a cell
+        match = (np.abs(img - rgb[r, c]).max(axis=-1) <= 2).sum()
+        assert match >= 10 * g.area[k], (k, match, g.area[k])
+    _, hist = _colours(folder / "histograms.png")
+    assert (170, 170, 170) in hist and (192, 80, 77) in hist  # #aaaaaa bars, #c0504d generated line
+    for name in ("texture", "homogeneity"):
+        img, _ = _colours(folder / f"{name}.png")
+        assert (img < 0.9).any(axis=-1).mean() > 0.05, name  # more than a blank page
+
+
 def test_cli_evaluate_and_compare(tmp_path):
     from infinityebsd.cli import main
 
@@ -182,10 +220,17 @@ def test_cli_evaluate_and_compare(tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert all(v["w1"] == 0 and v["ks"] == 0 for v in s["distances"].values())
-    assert s["target_vs_voronoi"]["inertia_ratio"]["ks"] > 0
+    # the Voronoi reference is made at the target's mean size and the generated map's shape, and its
+    # grains come out near that size (a reference made at another size would not)
+    assert s["voronoi"]["shape"] == [128, 128]
+    assert s["voronoi"]["grain_size"] == pytest.approx(s["mean_size"]["target"])
+    vor_mean = np.mean(measure(synth_map((128, 128), s["voronoi"]["grain_size"], method="voronoi", seed=0),
+                               clean=False).table.size)
+    assert vor_mean == pytest.approx(s["mean_size"]["target"], rel=0.25)
+    assert s["voronoi"]["grains"] == pytest.approx(128 * 128 / (np.pi * vor_mean**2 / 4), rel=0.3)
     assert "seams" in s and 0.7 < s["seams"]["ratio"] < 1.3
-    for f in s["figures"].values():
-        assert (tmp_path / "rep" / f).stat().st_size > 1000
+    assert set(s["figures"]) == {"ipf", "histograms", "texture", "homogeneity"}
+    _check_report_figures(tmp_path / "rep", synth_map((128, 128), 12, seed=50))
     assert (tmp_path / "rep" / "report.md").read_text().count("![") == len(s["figures"])
     r = CliRunner().invoke(main, ["compare", str(a), str(b), "--labels", "real,model", "--report",
                                   str(tmp_path / "cmp")])
