@@ -35,7 +35,7 @@ class _Group(click.Group):
 def main():
     """Large, statistically faithful EBSD maps: read, clean, measure, generate.
 
-    Run ``infinityebsd COMMAND --help`` for the options and an example of each command.
+    Run 'infinityebsd COMMAND --help' for the options and an example of each command.
     """
 
 

@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from . import main
+from .params import OutputFile, existing, read_map_checked, wrote
 
 PHASE_OPT = click.option("--phase", default=None, metavar="NAME",
                          help="Phase to analyse in a multiphase map (by name, as `info` lists).")
@@ -33,9 +34,7 @@ def info(map_path):
     Example:
       infinityebsd info scan.ctf
     """
-    from ..io import read_map
-
-    m = read_map(map_path)
+    m = read_map_checked(map_path, cubic=False)  # any symmetry reads
     rows, cols = m.shape
     click.echo(f"file:        {map_path}")
     click.echo(f"grid:        {rows} rows (Y) x {cols} columns (X), square")
@@ -51,7 +50,8 @@ def info(map_path):
 
 @main.command()
 @click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .ctf file.")
+@click.option("-o", "--output", required=True, type=OutputFile("ctf"), metavar="OUT.ctf",
+              help="Output CTF file (replaced if it exists).")
 @_clean_options
 @PHASE_OPT
 def clean(map_path, output, threshold, min_area, no_twins, phase):
@@ -67,21 +67,22 @@ def clean(map_path, output, threshold, min_area, no_twins, phase):
       infinityebsd clean duplex.ang --phase austenite/austenite -o austenite.ctf
     """
     from ..grains import clean_with_grains
-    from ..io import read_map, write_ctf
+    from ..io import write_ctf
 
-    m = read_map(map_path)
+    before = existing(output)
+    m = read_map_checked(map_path)
     cm, g = clean_with_grains(m, threshold_deg=threshold, min_area=min_area, merge_twins=not no_twins,
                               phase=phase)
-    if not output.lower().endswith(".ctf"):
-        output += ".ctf"
     write_ctf(cm, output)
-    click.echo(f"{g.n} grains; wrote {output}")
+    wrote(output, before, prefix=f"{g.n} grains; ")
 
 
 @main.command()
 @click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write grains, boundaries and distributions.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the eight histograms (PNG).")
+@click.option("--json", "json_path", type=OutputFile("json"), metavar="FILE.json",
+              help="Write grains, boundaries and distributions.")
+@click.option("--plot", "plot_path", type=OutputFile("image"), metavar="FILE.png",
+              help="Write the eight histograms (.png, .pdf, .svg, .jpg, .tif).")
 @click.option("--exclude-border", is_flag=True, help="Drop grains touching the map edge from the distributions.")
 @click.option("--no-clean", is_flag=True, help="Measure the map as it is, without the pre-processing.")
 @_clean_options
@@ -96,11 +97,11 @@ def metrics(map_path, json_path, plot_path, exclude_border, no_clean, threshold,
     Example:
       infinityebsd metrics scan.ctf --json metrics.json --plot metrics.png
     """
-    from ..io import read_map
     from ..metrics import distributions, metrics_document, metrics_of
 
     t0 = time.perf_counter()
-    m = read_map(map_path)
+    before = existing(json_path, plot_path)
+    m = read_map_checked(map_path)
     table = metrics_of(m, clean=not no_clean, phase=phase, threshold_deg=threshold,
                        **({} if no_clean else {"min_area": min_area, "merge_twins": not no_twins}))
     dists = distributions(table, exclude_border=exclude_border)
@@ -110,10 +111,12 @@ def metrics(map_path, json_path, plot_path, exclude_border, no_clean, threshold,
         doc = metrics_document(table, dists)
         doc["exclude_border"] = bool(exclude_border)
         atomic_write_bytes(json_path, [json.dumps(doc).encode()])
+        wrote(json_path, before)
     if plot_path:
         from ..evaluate.plots import plot_metric_histograms
 
         plot_metric_histograms(dists, plot_path, title=os.path.basename(map_path))
+        wrote(plot_path, before)
     sel = ~table.border if exclude_border else np.ones(table.n, bool)
     click.echo(f"{table.n} grains ({int(table.border.sum())} touch the border) in {time.perf_counter() - t0:.1f} s")
     if sel.any():
@@ -126,7 +129,8 @@ def metrics(map_path, json_path, plot_path, exclude_border, no_clean, threshold,
 
 @main.command()
 @click.argument("map_path", metavar="MAP", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output PNG.")
+@click.option("-o", "--output", required=True, type=OutputFile("image"), metavar="OUT.png",
+              help="Output picture (.png, .pdf, .svg, .jpg, .tif; replaced if it exists).")
 @PHASE_OPT
 def plot(map_path, output, phase):
     """IPF-Z orientation map of MAP with its colour key (non-indexed cells black).
@@ -135,17 +139,19 @@ def plot(map_path, output, phase):
     Example:
       infinityebsd plot scan.ctf -o ipf.png
     """
+    from ..errors import SymmetryError
     from ..evaluate.plots import plot_ipf
-    from ..io import read_map
 
-    m = read_map(map_path)
-    if phase is not None or len({int(k) for k in np.unique(m.phase_id) if k > 0}) > 1:
-        m = m.select_phase(phase) if phase else m
-    if not all(p.is_cubic for p in m.phases if p):
-        from ..errors import SymmetryError
-
-        bad = next(p for p in m.phases if not p.is_cubic)
-        raise SymmetryError(f"{map_path}: phase '{bad.name}' has symmetry {bad.symmetry}; the IPF key "
-                            "here is for cubic m-3m only")
+    before = existing(output)
+    m = read_map_checked(map_path)
+    if phase is not None:
+        m = m.select_phase(phase)
+    # without --phase every phase is drawn, so all of them must be cubic (the key is m-3m's)
+    present = {int(k) for k in np.unique(m.phase_id) if 0 < k <= len(m.phases)}
+    bad = [m.phases[k - 1] for k in sorted(present) if not m.phases[k - 1].is_cubic]
+    if bad:
+        cubic = ", ".join(f"'{m.phases[k - 1].name}'" for k in sorted(present) if m.phases[k - 1].is_cubic)
+        raise SymmetryError(f"{map_path}: phase '{bad[0].name}' has symmetry {bad[0].symmetry} and the IPF "
+                            f"key is cubic m-3m's; draw a cubic phase with --phase NAME ({cubic})")
     plot_ipf(m, output)
-    click.echo(f"wrote {output}")
+    wrote(output, before)

@@ -8,6 +8,7 @@ import click
 
 from ..errors import InputError
 from . import main, seed_option
+from .params import OutputFolder, read_map_checked
 
 
 def _parse_box(text):
@@ -63,7 +64,7 @@ def _print_table(summary):
               help="The input crop inside --truth, in cells.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False),
               help="Generation plan JSON (default: MAP.plan.json beside the map, if any).")
-@click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--report", "report_dir", required=True, type=OutputFolder(),
               help="Folder for summary.json, report.md, report.html and the figures.")
 @click.option("--crops", type=int, default=16, show_default=True, help="Number of k×k crops for homogeneity.")
 @click.option("--no-clean", is_flag=True, help="Measure the maps as they are, without the pre-processing.")
@@ -85,7 +86,6 @@ def evaluate_cmd(map_path, target_path, target_json, truth_path, input_box, plan
     """
     from ..evaluate.report import evaluate
     from ..evaluate.spatial import plan_beside, read_plan, table_from_metrics_json
-    from ..io import read_map
 
     if target_path and target_json:
         raise InputError("give either --target or --target-metrics, not both")
@@ -99,10 +99,10 @@ def evaluate_cmd(map_path, target_path, target_json, truth_path, input_box, plan
     stages = _Stages(10, "evaluate")
     try:
         stages("reading maps")
-        gen = read_map(map_path)
-        target = read_map(target_path) if target_path else None
+        gen = read_map_checked(map_path)
+        target = read_map_checked(target_path) if target_path else None
         ttab = table_from_metrics_json(target_json) if target_json else None
-        truth = read_map(truth_path) if truth_path else None
+        truth = read_map_checked(truth_path) if truth_path else None
         names = {"generated": os.path.basename(map_path),
                  "target": os.path.basename(target_path or target_json or truth_path),
                  "truth": os.path.basename(truth_path) if truth_path else "truth"}
@@ -122,7 +122,7 @@ def evaluate_cmd(map_path, target_path, target_json, truth_path, input_box, plan
 @main.command("compare")
 @click.argument("map_paths", metavar="MAP...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--labels", default=None, help="Comma-separated names of the maps (default: file names).")
-@click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--report", "report_dir", required=True, type=OutputFolder(),
               help="Folder for summary.json, report.md, report.html and the figures.")
 @click.option("--no-clean", is_flag=True, help="Measure the maps as they are, without the pre-processing.")
 @seed_option
@@ -135,7 +135,6 @@ def compare_cmd(map_paths, labels, report_dir, no_clean, seed):
       infinityebsd compare a.ctf b.ctf c.ctf --labels real,model,voronoi --report report/
     """
     from ..evaluate.report import compare
-    from ..io import read_map
 
     if len(map_paths) < 2:
         raise InputError("compare needs at least two maps; the first is the reference")
@@ -147,7 +146,7 @@ def compare_cmd(map_paths, labels, report_dir, no_clean, seed):
         maps = []
         for p in map_paths:
             stages(f"reading {os.path.basename(p)}")
-            maps.append(read_map(p))
+            maps.append(read_map_checked(p))
         summary = compare(maps, labs, report_dir, clean=not no_clean, seed=seed, progress=stages)
     finally:
         stages.close()

@@ -10,32 +10,35 @@ import click
 
 from ..errors import InputError
 from . import main, seed_option
+from .params import OutputFile, OutputFolder, claim_side_files, existing, parse_size, read_map_checked, side_files, wrote
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "compact"
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'2048x2048' or '1024x3000' (rows x cols) → (rows, cols)."""
-    try:
-        r, c = (int(v) for v in text.lower().replace("*", "x").split("x"))
-    except ValueError:
-        raise InputError(f"--size '{text}' is not ROWSxCOLS, e.g. 2048x2048") from None
-    if r <= 0 or c <= 0:
-        raise InputError(f"--size '{text}' must be positive")
-    if r * c > 1_000_000_000:
-        raise InputError(f"--size {r}x{c} is over 10^9 cells; generate it in parts")
-    return r, c
+# Written beside -o OUT.ctf; never replace an existing file unless --force (see params.py).
+SIDE_OUTPUTS = (".png", ".plan.json", ".metrics.json")
+PLAN_OUTPUTS = (".plan.png",)
+
+
+def claim_outputs(output, plan_only, force) -> set[str]:
+    """Check, before any work, that the side files of ``output`` replace nothing unless --force; the
+    named outputs that exist now (to say later which were replaced)."""
+    claim_side_files(output, side_files(output, PLAN_OUTPUTS if plan_only else SIDE_OUTPUTS), force)
+    return existing(output)
 
 
 def _generation_options(f):
     opts = [
-        click.option("--report", type=click.Path(file_okay=False), help="Also write the evaluation report here."),
+        click.option("--force", is_flag=True,
+                     help="Replace existing side files (OUT.png, OUT.plan.json, OUT.metrics.json, OUT.plan.png)."),
+        click.option("--report", type=OutputFolder(), help="Also write the evaluation report into this folder."),
         click.option("--refine/--no-refine", default=True, show_default=True,
                      help="Re-assign generated grains' orientations to match the target's texture and "
                           "disorientation statistics (matching crystallography)."),
         click.option("--plan", "plan_only", is_flag=True, help="Print and draw the window plan, generate nothing."),
         click.option("--resume", is_flag=True, help="Continue a killed job (same options) from its last wave."),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                     help="Where the model runs; cuda uses the GPU (bf16), several under accelerate launch."),
         click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Windows per forward pass."),
         click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=0.5, show_default=True,
                      help="Fraction of a window shared with its neighbour on the plan's grid."),
@@ -43,16 +46,35 @@ def _generation_options(f):
                      help="Classifier-free guidance on the metrics (1 = none)."),
         click.option("--scheduler", type=click.Choice(["dpm", "pndm", "ddim"]), default="dpm", show_default=True,
                      help="dpm: multistep DPM-Solver (fast); pndm with 50 steps is the paper's."),
-        click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True),
+        click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True,
+                     help="Denoising steps per window: more is slower and can be finer."),
         click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
                      help="Model folder (default: the model shipped with the package)."),
         seed_option,
-        click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .ctf file."),
-        click.option("--size", "size_text", required=True, help="Target size ROWSxCOLS in cells."),
+        click.option("-o", "--output", required=True, type=OutputFile("ctf"), metavar="OUT.ctf",
+                     help="Output CTF file (replaced if it exists); side files go beside it."),
+        click.option("--size", "size_text", required=True,
+                     help="Target size ROWSxCOLS (Y x X) in cells; one number gives a square."),
     ]
     for o in opts:
         f = o(f)
     return f
+
+
+def target_step(path) -> tuple[float, float]:
+    """The cell size (µm, (y, x)) a target-metrics JSON asks for: its "step" (a number, or [y, x] as
+    `infinityebsd metrics --json` writes it), else 1 µm. Call after cond_from_json, which has checked
+    the file and, with "units": "um", that the step is a positive number."""
+    doc = json.loads(Path(path).read_text())
+    s = doc.get("step")
+    if isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0:
+        return float(s), float(s)
+    if (isinstance(s, list) and len(s) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    and v > 0 for v in s)):
+        return float(s[0]), float(s[1])
+    if s is not None:
+        raise InputError(f"{path}: 'step' must be a positive number of µm per cell (or [y, x]), not {s!r}")
+    return 1.0, 1.0
 
 
 def load_pipeline(model_dir, device):
@@ -134,12 +156,13 @@ def _show_plan(plan, output):
 
 
 def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap,
-         resume, plan_only, report, place="center", phase=None, target_map=None, refine=False):
+         resume, plan_only, report, place="center", phase=None, target_map=None, refine=False, step=None,
+         before=frozenset()):
+    """Plan or run the generation and write the outputs. ``step`` (µm, (y, x)) is the output's cell
+    size: the input map's for extend, the target's for generate."""
     from ..pipeline.extend import extend
     from ..pipeline.planner import make_plan, place_input
 
-    if not output.lower().endswith(".ctf"):
-        raise InputError(f"-o {output}: the output must be a .ctf file")
     if plan_only:
         P = pipe.patch
         box = None if input_map is None else place_input(size, input_map.shape, place)
@@ -151,8 +174,10 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
                  mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine)
     if res is None:  # a helper process of a multi-process job: the first one writes the outputs
         return
+    if step is not None:  # the generated cells have the target's size, whatever extend() assumed
+        res.map.step = (float(step[0]), float(step[1]))
     for p in write_outputs(res, output):
-        click.echo(f"wrote {p}")
+        wrote(p, before)
     if report:
         from ..evaluate.report import evaluate
 
@@ -169,28 +194,36 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
               help="Where the input sits: center, top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.")
 @click.option("--phase", default=None, metavar="NAME", help="Phase to use from a multiphase map.")
 def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device,
-           resume, plan_only, report, refine, place, phase):
+           resume, plan_only, report, force, refine, place, phase):
     """Extend MAP to --size cells, guided by MAP's own metrics (as in the paper).
 
     The input is cleaned like `clean` and never changed; the rest is generated window by window in
-    waves, then filtered the same way. Writes the CTF, <stem>.png (IPF-Z), <stem>.plan.json and
-    <stem>.metrics.json.
+    waves, then filtered the same way. The output has MAP's step (cell size in µm).
+
+    \b
+    Writes -o OUT.ctf and, beside it, side files that never replace an existing file unless --force:
+      OUT.png            the IPF-Z picture
+      OUT.plan.json      the window plan (read by `infinityebsd evaluate`)
+      OUT.metrics.json   the eight metrics of the result
+      OUT.plan.png       with --plan, instead of all the above
+      OUT.work/          the resumable state while the job runs
 
     \b
     Example:
       infinityebsd extend small.ctf --size 1024x1024 -o big.ctf
       infinityebsd extend small.ctf --size 1024x3000 --place top-left -o strip.ctf
       infinityebsd extend small.ctf --size 8192x8192 -o huge.ctf --resume
-      accelerate launch --num_processes 4 -m infinityebsd extend small.ctf --size 8192x8192 \
-          -o huge.ctf --device cuda     # 4 GPUs share each wave's windows
-    """
-    from ..io import read_map
 
+    \b
+    On 4 GPUs, sharing each wave's windows:
+      accelerate launch --num_processes 4 -m infinityebsd extend small.ctf --size 8192x8192 -o huge.ctf --device cuda
+    """
     size = parse_size(size_text)
-    m = read_map(map_path)
+    before = claim_outputs(output, plan_only, force)
+    m = read_map_checked(map_path)
     pipe = load_pipeline(model_dir, device)
     _run(pipe, m, size, None, None, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, place=place, phase=phase, refine=refine)
+         plan_only, report, place=place, phase=phase, refine=refine, step=m.step, before=before)
 
 
 @main.command()
@@ -200,15 +233,25 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
               help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
 @click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
 def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
-             plan_only, report, refine, like_path, metrics_path, phase):
+             plan_only, report, force, refine, like_path, metrics_path, phase):
     """Generate a new map of --size cells from metrics alone: a reference map's, or a JSON file's.
+
+    The output's step (cell size in µm) is the reference map's, or the JSON file's "step" (1 µm if it
+    gives none; sizes in µm, "units": "um", are converted to cells with it).
+
+    \b
+    Writes -o OUT.ctf and, beside it, side files that never replace an existing file unless --force:
+      OUT.png            the IPF-Z picture
+      OUT.plan.json      the window plan (read by `infinityebsd evaluate`)
+      OUT.metrics.json   the eight metrics of the result
+      OUT.plan.png       with --plan, instead of all the above
+      OUT.work/          the resumable state while the job runs
 
     \b
     Example:
       infinityebsd generate --like reference.ctf --size 3072x3072 -o new.ctf
       infinityebsd generate --metrics target.json --size 1024x1024 -o new.ctf
     """
-    from ..io import read_map
     from ..pipeline.targets import cond_from_json, cond_from_map
 
     if bool(like_path) == bool(metrics_path):
@@ -217,12 +260,15 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
         raise InputError("--report needs a target map (--like); for --metrics targets run "
                          "'infinityebsd evaluate MAP --target-metrics FILE' on the result")
     size = parse_size(size_text)
+    before = claim_outputs(output, plan_only, force)
     ref = None
     if like_path:
-        ref = read_map(like_path)
+        ref = read_map_checked(like_path)
         cond, mean_size = cond_from_map(ref, phase)
+        step = ref.step
     else:
         cond, mean_size = cond_from_json(metrics_path)
+        step = target_step(metrics_path)
     pipe = load_pipeline(model_dir, device)
     _run(pipe, None, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, target_map=ref, refine=refine)
+         plan_only, report, target_map=ref, refine=refine, step=step, before=before)

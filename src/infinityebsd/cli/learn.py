@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from . import main, seed_option
+from .params import OutputFolder
+
+# The shipped configs, read from the package so the help can never miss one.
+CONFIG_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
 
 _CONFIG = click.option("--config", default=None, metavar="NAME|FILE.json",
-                       help="Model config: tiny, small, paper, or a JSON file. Default: small for "
+                       help=f"Model config: {', '.join(CONFIG_NAMES)}, or a JSON file. Default: small for "
                             "train-vae; for train, the config the VAE was trained with. Ignored with --resume.")
 _STEPS = click.option("--steps", type=click.IntRange(1), default=None,
                       help="Total optimisation steps (default: the config's).")
@@ -33,7 +39,7 @@ def _training_options(f):
 
 @main.command("dataset")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option("-o", "--output", required=True, type=OutputFolder(), help="Dataset folder (created if missing).")
 @click.option("--patch", type=click.IntRange(8), default=256, show_default=True, help="Patch size in cells.")
 @click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=0.5, show_default=True,
               help="Overlap of the sliding windows.")
@@ -79,7 +85,7 @@ def dataset_cmd(inputs, output, patch, overlap, augment_mode, shard_size, thresh
 
 @main.command("train-vae")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model folder.")
+@click.option("-o", "--output", required=True, type=OutputFolder(), help="Model folder (created if missing).")
 @click.option("--representation", type=click.Choice(["euler", "quat"]), default=None,
               help="Network encoding of orientations (default: the config's).")
 @_training_options
@@ -111,7 +117,7 @@ def train_vae_cmd(data, output, representation, config, steps, batch, lr, resume
 
 @main.command("train")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", required=True, type=OutputFolder(),
               help="Model folder (holding the VAE from train-vae).")
 @click.option("--vae", "vae_dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="Take the VAE from this model folder instead of OUTPUT.")

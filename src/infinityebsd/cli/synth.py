@@ -8,25 +8,16 @@ import click
 
 from ..errors import InputError
 from . import main, seed_option
+from .params import OutputFile, OutputFolder, existing, parse_size, wrote
 
-
-def _parse_size(text: str) -> tuple[int, int]:
-    """``"512x768"`` → (512, 768) as (rows, cols); a single number gives a square."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        vals = [int(p) for p in parts]
-    except ValueError:
-        raise InputError(f"--size '{text}' must read ROWSxCOLS, e.g. 512x512") from None
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2 or min(vals) < 8:
-        raise InputError(f"--size '{text}' must read ROWSxCOLS with both at least 8, e.g. 512x512")
-    return vals[0], vals[1]
+MIN_SIDE = 8  # smaller maps hold too few grains for the simulation's statistics
 
 
 @main.command("synth")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .ctf file.")
-@click.option("--size", default="512x512", show_default=True, help="Map size, ROWSxCOLS (Y x X) cells.")
+@click.option("-o", "--output", required=True, type=OutputFile("ctf"), metavar="OUT.ctf",
+              help="Output CTF file (replaced if it exists).")
+@click.option("--size", default="512x512", show_default=True,
+              help="Map size, ROWSxCOLS (Y x X) cells; one number gives a square.")
 @click.option("--grain-size", type=float, default=30.0, show_default=True,
               help="Target mean grain size: equivalent circle diameter in cells.")
 @click.option("--method", type=click.Choice(["growth", "voronoi"]), default="growth", show_default=True,
@@ -63,7 +54,7 @@ def synth(output, size, grain_size, method, aspect, angle, texture, bimodal, siz
 
     from ..data.texture import parse_texture
 
-    shape = _parse_size(size)
+    shape = parse_size(size, minimum=MIN_SIDE)
     texture = parse_texture(texture)  # report a bad --texture before any work
     if step <= 0:
         raise InputError("--step must be positive")
@@ -76,17 +67,17 @@ def synth(output, size, grain_size, method, aspect, angle, texture, bimodal, siz
         m = EBSDMap.from_euler(quat_to_euler(q)[labels], step=(step, step),
                                phase=Phase("Nickel", 11, 225, (3.524, 3.524, 3.524)),
                                source=f"infinityebsd synth --method {method} --seed {seed}")
-        if not output.lower().endswith(".ctf"):
-            output += ".ctf"
+        before = existing(output)
         write_ctf(m, output)
         bar.update(1)
-    click.echo(f"{int(labels.max()) + 1} grains; wrote {output}")
+    wrote(output, before, prefix=f"{int(labels.max()) + 1} grains; ")
 
 
 @main.command("synth-corpus")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-o", "--output", required=True, type=OutputFolder(), help="Output folder (created if missing).")
 @click.option("--count", type=click.IntRange(1), default=100, show_default=True, help="Number of maps.")
-@click.option("--size", default="512x512", show_default=True, help="Map size, ROWSxCOLS (Y x X) cells.")
+@click.option("--size", default="512x512", show_default=True,
+              help="Map size, ROWSxCOLS (Y x X) cells; one number gives a square.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Parallel processes [default: number of CPUs].")
 @seed_option
@@ -105,7 +96,7 @@ def synth_corpus(output, count, size, workers, seed):
 
     from ..data.synth import write_corpus
 
-    shape = _parse_size(size)
+    shape = parse_size(size, minimum=MIN_SIDE)
     workers = workers or os.cpu_count() or 1
     with tqdm(total=count, unit="map", desc="synth-corpus") as bar:
         def progress(done):
