@@ -21,6 +21,9 @@ from ..metrics import METRIC_NAMES, axis_values
 
 BINS = np.arange(0.0, 63.5, 1.0)
 
+MAX_SWAPS = 5000
+"""Swap trials :func:`orientations_for_labels` makes at most by default (about 0.3 ms each)."""
+
 
 def _hist(d_deg, weights=None):
     h, _ = np.histogram(d_deg, bins=BINS, weights=weights)
@@ -144,10 +147,34 @@ def _modal_orientation(labels_known: np.ndarray, euler_known: np.ndarray, n: int
     return has, out
 
 
+def _separate(quat, pairs, editable, min_deg, target_quat, cond, rng, rounds: int = 30):
+    """Redraw new grains that sit closer than ``min_deg`` (or Σ3) to a neighbour."""
+    from ..crystal import is_sigma3, random_quat
+
+    q = quat.copy()
+    a, b = pairs[:, 0], pairs[:, 1]
+    touch = editable[a] | editable[b]
+    a, b = a[touch], b[touch]
+    for _ in range(rounds):
+        bad = (disorientation_angle(q[a], q[b]) < np.deg2rad(min_deg)) | is_sigma3(q[a], q[b], 10.0)
+        if not bad.any():
+            break
+        # redraw an editable end of each bad pair (either, at random, when both are)
+        pick_a = editable[a[bad]] & (~editable[b[bad]] | (rng.random(int(bad.sum())) < 0.5))
+        g = np.unique(np.where(pick_a, a[bad], b[bad]))
+        if target_quat is not None and len(target_quat):
+            q[g] = np.asarray(target_quat)[rng.integers(0, len(target_quat), len(g))]
+        elif cond is not None:
+            q[g] = sample_from_tensor(np.asarray(cond), len(g), rng)
+        else:
+            q[g] = random_quat(len(g), rng)
+    return q
+
+
 def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: np.ndarray, cond=None,
                             target_quat: np.ndarray | None = None,
                             target_disorientation_deg: np.ndarray | None = None, seed: int = 0,
-                            swaps: int | None = None) -> np.ndarray:
+                            swaps: int | None = None, min_neighbour_deg: float | None = None) -> np.ndarray:
     """Bunge angles (H, W, 3) for a complete grain label map, keeping what is known.
 
     Parameters
@@ -159,7 +186,11 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
     target_quat : (k, 4) orientations new grains draw from; default the known grains' (or ``cond``'s).
     target_disorientation_deg : boundary disorientations (degrees) whose histogram the new grains'
         boundaries should follow; default ``cond``'s row, else the known grains' own boundaries.
-    swaps : swap trials of :func:`match_crystallography` (default 20 per new grain).
+    swaps : swap trials of :func:`match_crystallography` (default 20 per new grain, at most
+        :data:`MAX_SWAPS`).
+    min_neighbour_deg : if given, new grains closer than this to a neighbour, or Σ3-related to it, are
+        redrawn from the same source (up to 30 rounds), so that cleaning (10°, twins merged) does not
+        merge them; a cleaned target has no such boundaries either.
 
     Every grain with known cells takes the orientation found most often among them (known cells
     keep exactly their own); every other grain gets one orientation from :func:`match_crystallography`
@@ -197,10 +228,14 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
                 hist = None
             else:
                 hist = target_disorientation_hist(None if cond is None else np.asarray(cond), target_disorientation_deg)
+            if swaps is None:  # 20 trials per new grain, at most MAX_SWAPS (each trial is a little Python)
+                swaps = min(20 * int(editable.sum()), MAX_SWAPS)
             quat = match_crystallography(pairs, quat, editable,
                                          hist if hist is not None else np.zeros(len(BINS) - 1),
                                          target_quat=target_quat, C=None if cond is None else np.asarray(cond),
                                          swaps=0 if hist is None else swaps, seed=int(rng.integers(1 << 31)))
+        if min_neighbour_deg is not None and len(pairs):
+            quat = _separate(quat, pairs, editable, min_neighbour_deg, target_quat, cond, rng)
     eul = np.empty((n, 3))
     eul[has] = grain_eul[has]
     if editable.any():

@@ -1,0 +1,622 @@
+"""Physics-based extension and generation (``--method growth``): no model, curvature-driven grain growth.
+
+The cleaned input sits pinned on the canvas. The unknown cells are seeded with a Voronoi structure
+some times finer than the target grains (a nucleation density), each new grain carrying a
+log-normal growth advantage whose spread is chosen so that the grown sizes have the target's
+coefficient of variation. Threshold dynamics (MBO, as in :mod:`infinityebsd.data.synth`) then moves
+the boundaries of the unknown cells only: the input's grains take part as neighbours (their
+indicator functions are smoothed like every other grain's, so their boundaries with new grains move
+and cut grains grow outward across the input border), but every cell inside the input is reset to
+its input grain after each step. Growth stops when the mean equivalent circle diameter of the new
+grains reaches the target. Anisotropic inputs (elongated grains) grow with the same elongated kernel
+the simulator uses, with the aspect ratio and direction measured from the input's grain shapes.
+
+Orientations: input grains keep theirs (and so do the new cells of grains cut by the border); new
+grains are drawn from the input's grain orientations and swapped to follow its boundary
+disorientation histogram (:func:`.crystallography.orientations_for_labels`), then the paper's
+post-processing runs as on the model's output.
+
+Why a nucleation density rather than Laguerre weights: seeding at the final size leaves the
+straight Laguerre facets and their W1 distances (perimeter, inertia ratio) close to Voronoi's,
+while coarsening from a finer start forgets the seeds; measured in bench/RESULTS.md.
+
+The job is resumable: labels, per-grain advantages and the random state are written to a work
+folder after every growth step (labels as memory-mapped ``.npy``, alternating between two files so a
+kill while writing never leaves a half-written current state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, sparse
+from scipy.spatial import cKDTree
+
+from ..data.synth import (
+    _SIGMA_FRACTION, MIN_AREA, _colour, _components, _metric, _neighbour_graph, _smooth, merge_specks,
+)
+from ..errors import InputError
+from ..grains import clean_with_grains
+from ..io import EBSDMap
+from ..io._grid import atomic_write_bytes
+from ..metrics import METRIC_NAMES, axis_values, grain_table
+from .crystallography import _grain_pairs
+from .planner import Plan, place_input
+
+CONTINUE_CAP = 1.5
+"""Longest continuation of a grain cut by the input border, in target mean grain sizes."""
+
+REACH = 0.25
+"""How far (in target mean grain sizes) the input's grains may spread beyond the input and the
+continuations of its cut grains."""
+
+COARSE_MIN_SIZE = 8.0
+"""Grains grow on a 2× coarser grid when the target mean size is at least this many coarse cells."""
+
+POLISH_STEPS = 2
+"""Rounds of 3×3 majority smoothing at full resolution after growing on the coarse grid."""
+
+START_FACTOR = 1.5
+"""New grains start this many times finer (in diameter) than the target and coarsen to it."""
+
+# Coefficient of variation of the grown ECD against the spread (log-normal sigma) of the growth
+# advantage, measured on 320x320 maps grown 16 cells (Miles-Lantuejoul-weighted, interior grains).
+_CV_OF_SPREAD = np.array([[0.0, 0.345], [0.2, 0.365], [0.4, 0.40], [0.6, 0.429], [0.8, 0.452], [1.0, 0.491]])
+
+
+def spread_for_cv(cv: float) -> float:
+    """The growth-advantage spread that gives grown sizes this coefficient of variation (clipped)."""
+    x, y = _CV_OF_SPREAD[:, 0], _CV_OF_SPREAD[:, 1]
+    if not np.isfinite(cv):
+        return 0.4
+    if cv > y[-1]:  # beyond the table: extrapolate the last slope, bounded
+        return float(min(x[-1] + (cv - y[-1]) * (x[-1] - x[-2]) / (y[-1] - y[-2]), 1.5))
+    return float(np.interp(cv, y, x))
+
+
+# --------------------------------------------------------------------------------------- statistics
+def grain_statistics(labels: np.ndarray) -> dict:
+    """Size and shape statistics of the grains of a label map, corrected for the map's edges.
+
+    Grains touching the map edge are cut, and large grains touch it more often, so the mean and
+    coefficient of variation of the ECD (cells) use the interior grains weighted by the
+    Miles-Lantuejoul factor 1/((H−h−1)(W−w−1)) (h×w the grain's bounding box). ``aspect``/``angle_deg``
+    come from the area-weighted mean of the interior grains' normalised second-moment tensors:
+    aspect = √(λmax/λmin), angle of the long axis from the column (X) axis towards the row (Y) axis,
+    as :func:`infinityebsd.data.synth.grain_growth_labels` takes them (1 and 0 with under 10 whole grains).
+    """
+    lab = np.asarray(labels)
+    H, W = lab.shape
+    n = int(lab.max()) + 1
+    area = np.bincount(lab.ravel(), minlength=n).astype(np.float64)
+    objs = ndimage.find_objects(lab + 1, max_label=n)
+    h = np.array([s[0].stop - s[0].start if s else 0 for s in objs], np.float64)
+    w = np.array([s[1].stop - s[1].start if s else 0 for s in objs], np.float64)
+    border = np.zeros(n, bool)
+    border[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
+    inner = ~border & (area > 0)
+    if inner.sum() < 5:  # too few whole grains: fall back to all grains, uncorrected
+        inner = area > 0
+        wt = np.ones(n)
+    else:
+        wt = 1.0 / np.maximum((H - h - 1) * (W - w - 1), 1.0)
+    wt = np.where(inner, wt, 0.0)
+    ecd = 2 * np.sqrt(area / np.pi)
+    mean = float(np.sum(wt * ecd) / wt.sum())
+    cv = float(np.sqrt(np.sum(wt * (ecd - mean) ** 2) / wt.sum()) / mean)
+    # shape tensors
+    r, c = np.indices(lab.shape)
+    li = lab.ravel()
+    a = np.maximum(area, 1)
+    mr, mc = np.bincount(li, r.ravel(), n) / a, np.bincount(li, c.ravel(), n) / a
+    irr = np.bincount(li, r.ravel() ** 2.0, n) / a - mr**2 + 1 / 12
+    icc = np.bincount(li, c.ravel() ** 2.0, n) / a - mc**2 + 1 / 12
+    irc = np.bincount(li, (r * c).ravel().astype(np.float64), n) / a - mr * mc
+    # shapes of whole grains only (a cut grain's shape says where the cut was), and enough of them
+    k = ~border & (area >= MIN_AREA)
+    if k.sum() >= 10:
+        T = np.array([[np.sum((area * irr / a)[k]), np.sum((area * irc / a)[k])],
+                      [np.sum((area * irc / a)[k]), np.sum((area * icc / a)[k])]])
+        vals, vecs = np.linalg.eigh(T)
+        aspect = float(np.sqrt(vals[1] / max(vals[0], 1e-12)))
+        er, ec = vecs[:, 1]
+        angle = float(np.rad2deg(np.arctan2(er, ec)) % 180.0)
+    else:
+        aspect, angle = 1.0, 0.0
+    return {"mean_ecd": mean, "cv": cv, "aspect": aspect, "angle_deg": angle, "n": n, "n_interior": int(inner.sum())}
+
+
+def size_target_from_cond(cond, mean_size=None) -> tuple[float, float]:
+    """(mean ECD in cells, coefficient of variation) of the conditioning tensor's size row."""
+    row = np.nan_to_num(np.asarray(cond, np.float64)[METRIC_NAMES.index("size")])
+    v = axis_values("size")
+    if row.sum() <= 0:
+        if not mean_size:
+            raise InputError("the target metrics give no grain size; --method growth needs one")
+        return float(mean_size), 0.4
+    p = row / row.sum()
+    m = float(np.sum(p * v))
+    cv = float(np.sqrt(np.sum(p * (v - m) ** 2)) / m)
+    return (float(mean_size) if mean_size else m), cv
+
+
+# --------------------------------------------------------------------------------------- growth
+def _ids(comp: np.ndarray, pinned_flat: np.ndarray, pinned_lab: np.ndarray, n_fixed: int) -> np.ndarray:
+    """Grain ids for connected components: the input grain for components holding pinned cells,
+    n_fixed, n_fixed+1, ... for the others (in component order, so the numbering is reproducible)."""
+    m = int(comp.max()) + 1
+    owner = np.full(m, -1, np.int64)
+    owner[comp.ravel()[pinned_flat]] = pinned_lab
+    free = owner < 0
+    ids = owner.copy()
+    ids[free] = n_fixed + np.arange(int(free.sum()))
+    return ids[comp].astype(np.int32)
+
+
+def _new_mean_ecd(labels: np.ndarray, n_fixed: int) -> float:
+    """Mean ECD of the new grains, estimated like :func:`grain_statistics` does the input's: grains
+    touching the canvas edge left out, the others weighted by the Miles-Lantuejoul factor."""
+    area = np.bincount(labels.ravel())
+    n = len(area)
+    new = np.zeros(n, bool)
+    new[n_fixed:] = area[n_fixed:] > 0
+    if not new.any():
+        return float("inf")
+    inner = new.copy()
+    inner[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
+    if inner.sum() < 3:
+        return float(np.mean(2 * np.sqrt(area[new] / np.pi)))
+    H, W = labels.shape
+    objs = ndimage.find_objects(labels + 1, max_label=n)
+    idx = np.flatnonzero(inner)
+    h = np.array([objs[i][0].stop - objs[i][0].start for i in idx], np.float64)
+    w = np.array([objs[i][1].stop - objs[i][1].start for i in idx], np.float64)
+    wt = 1.0 / np.maximum((H - h - 1) * (W - w - 1), 1.0)
+    return float(np.sum(wt * 2 * np.sqrt(area[idx] / np.pi)) / wt.sum())
+
+
+def _side_depths(lab: np.ndarray, cap: float, f_t: float = 1.0, f_n: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """For the side of ``lab`` at row 0: the grain at each border cell and how far it continues outward.
+
+    A grain cut by a straight line shows a chord L (its border cells on this side) and a depth t
+    (its longest run inward from the border); a disc with that chord and depth has diameter
+    D = t + L²/(4t), so it reaches e = L²/(4t) (at most ``cap`` and L/2) beyond the line: long, shallow slivers
+    (a grain cut near its edge) continue far, short, deep ones little. Outside, the grain is given
+    that disc's segment: at a distance x from the chord's centre it continues
+    √((D/2)² − x²) − (D/2 − e) cells. With elongated grains all this holds in the coordinates where
+    they are round: lengths along the border are multiplied by ``f_t``, across it by ``f_n``.
+    """
+    g = lab[0]
+    inside = lab == g[None, :]
+    run = np.where(inside.all(axis=0), lab.shape[0], np.argmin(inside, axis=0))
+    n = int(lab.max()) + 1
+    p = np.arange(len(g), dtype=np.float64)
+    L = np.bincount(g, minlength=n).astype(np.float64)
+    centre = np.bincount(g, weights=p, minlength=n) / np.maximum(L, 1)
+    t = np.zeros(n)
+    np.maximum.at(t, g, run.astype(np.float64))
+    t = np.maximum(t, 1.0) * f_n
+    L = L * f_t
+    # at most a half disc on the chord: a deeper segment would need to widen beyond the chord,
+    # over the neighbours' border cells, and cut at the chord it would have straight sides
+    e = np.minimum(np.minimum(L**2 / (4 * t), cap), L / 2)
+    e = np.maximum(e, 1e-6)
+    radius = (e**2 + L**2 / 4) / (2 * e)  # the circle through the chord's ends with sagitta e
+    x = (p - centre[g]) * f_t
+    depth = (np.sqrt(np.maximum(radius[g] ** 2 - x**2, 0.0)) - (radius[g] - e[g])) / f_n
+    return g, np.maximum(np.rint(depth), 0).astype(np.int64)
+
+
+def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float = 1.0,
+                 angle_deg: float = 0.0) -> np.ndarray:
+    """Labels (−1 elsewhere) continuing every grain cut by the input border outward; see :func:`_side_depths`.
+
+    These cells stay with their input grain during growth (pinned like the input), so the cut grains
+    continue by construction and the new grains grow around them.
+    """
+    R, C = shape
+    labels = np.full((R, C), -1, np.int64)
+    r0, c0, h, w = box
+    # each side as (input seen with that side at row 0, outside cells k = 1, 2, ... for border cell p)
+    sides = [
+        (input_labels, lambda k, p: (r0 - k, c0 + p)),
+        (input_labels[::-1], lambda k, p: (r0 + h - 1 + k, c0 + p)),
+        (input_labels.T, lambda k, p: (r0 + p, c0 - k)),
+        (input_labels[:, ::-1].T, lambda k, p: (r0 + p, c0 + w - 1 + k)),
+    ]
+    M = _metric(aspect, angle_deg)
+    f_row, f_col = np.linalg.norm(M[:, 0]), np.linalg.norm(M[:, 1])  # round lengths of unit steps
+    for k_side, (lab, at) in enumerate(sides):
+        f_t, f_n = (f_col, f_row) if k_side < 2 else (f_row, f_col)
+        g, depth = _side_depths(lab, cap, f_t, f_n)
+        kmax = int(depth.max(initial=0))
+        if kmax == 0:
+            continue
+        k, p = np.meshgrid(np.arange(1, kmax + 1), np.arange(len(g)), indexing="ij")
+        sel = k <= depth[None, :]
+        rr, cc = at(k[sel], p[sel])
+        ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
+        labels[rr[ok], cc[ok]] = g[p[sel][ok]]
+    return labels
+
+
+def seed_labels(fixed: np.ndarray, n_fixed: int, start_size: float, aspect: float, angle_deg: float,
+                rng) -> np.ndarray:
+    """Initial canvas: ``fixed`` (the input's grains and their continuations, ids 0..n_fixed−1; −1
+    elsewhere) kept, the other cells a Poisson-Voronoi structure of mean ECD ``start_size`` (in the
+    stretched metric of the anisotropy), numbered from ``n_fixed``."""
+    R, C = fixed.shape
+    labels = fixed.astype(np.int64).copy()
+    pinned = fixed >= 0
+    free = np.flatnonzero(~pinned.ravel())
+    n0 = max(2, int(round(len(free) / (np.pi / 4 * (start_size / 0.93) ** 2))))
+    seeds = rng.uniform(0, 1, (n0, 2)) * [R, C]
+    # seeds falling on fixed cells are dropped (the input holds its own grains)
+    on_fixed = pinned[np.minimum(seeds[:, 0].astype(int), R - 1), np.minimum(seeds[:, 1].astype(int), C - 1)]
+    seeds = seeds[~on_fixed]
+    if len(seeds) == 0:
+        seeds = np.array([[0.5, 0.5]])
+    M = _metric(aspect, angle_deg)
+    tree = cKDTree(seeds @ M.T)
+    fr, fc = np.divmod(free, C)
+    _, k = tree.query(np.column_stack([fr + 0.5, fc + 0.5]) @ M.T, workers=-1)
+    flat = labels.ravel()
+    flat[free] = n_fixed + k
+    comp = _components(labels, False)
+    pin = np.flatnonzero(pinned.ravel())
+    return _ids(comp, pin, flat[pin], n_fixed)
+
+
+INPUT_ADVANTAGE = 1.0
+"""Growth advantage of the input's grains, relative to the median of the new grains' (which rises
+as the advantaged new grains win). Above 1 the input's grains push outward and crowd the border
+with small grains; the continuations (:func:`continuation`) keep cut grains going instead."""
+
+
+def growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg, rng, workers=-1,
+                input_advantage=INPUT_ADVANTAGE, reach=None):
+    """One threshold-dynamics step on the unknown cells; returns (labels, wgt)."""
+    d = _new_mean_ecd(labels, n_fixed)
+    pairs = _grain_pairs(labels)
+    n = int(labels.max()) + 1
+    A = _neighbour_graph(pairs, n)
+    areas = np.bincount(labels.ravel(), minlength=n)
+    # distance-2 colouring through grains of ordinary size (as the simulator does): same-colour
+    # grains never meet, so the components of each colour after thresholding are grains again
+    thin = sparse.diags((areas <= 3 * areas.mean()).astype(np.int8), dtype=np.int8)
+    A2 = ((A + A @ thin @ A) > 0).astype(np.int8)
+    col = _colour(A2, rng)
+    K = int(col.max()) + 1
+    R = d / 2.0
+    sigma = max(_SIGMA_FRACTION * R, np.sqrt(1.6 * R), 1.2)
+    u = _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, False, workers)
+    newcol = np.argmax(u, axis=0)
+    flat = newcol.ravel()
+    for _ in range(4):
+        flat[pinned_flat] = col[pinned_lab]  # the input never changes
+        comp = _components(newcol, False)
+        new = _ids(comp, pinned_flat, pinned_lab, n_fixed)
+        if reach is None:
+            break
+        # the input's grains may not spread beyond ``reach``: pinned on one side they would keep
+        # growing outward for ever; such cells go to their next best colour
+        bad = np.flatnonzero((new.ravel() < n_fixed) & ~reach.ravel())
+        if len(bad) == 0:
+            break
+        uf = u.reshape(K, -1)
+        uf[flat[bad], bad] = -np.inf
+        flat[bad] = np.argmax(uf[:, bad], axis=0)
+    n_new = int(new.max()) + 1
+    cnt = np.bincount(new.ravel(), minlength=n_new)
+    w = np.bincount(new.ravel(), weights=wgt[labels].ravel(), minlength=n_new) / np.maximum(cnt, 1)
+    # the input's grains get the advantage typical of the grains around them now: the surviving new
+    # grains are the advantaged ones, so a fixed advantage would let them push the input's grains back
+    if n_new > n_fixed:
+        w[:n_fixed] = input_advantage * np.median(w[n_fixed:])
+    return new, w
+
+
+def _progress(d, start, target):
+    return float(np.clip(np.log(max(d, start) / start) / max(np.log(target / start), 1e-6), 0, 1))
+
+
+POCKET = 0.4
+"""New grains touching the input (or a continuation) smaller than this (ECD, in target mean sizes)
+are absorbed at the end: see :func:`absorb_pockets`."""
+
+
+def absorb_pockets(labels: np.ndarray, pinned: np.ndarray, n_fixed: int, min_ecd: float) -> np.ndarray:
+    """Give new grains smaller than ``min_ecd`` (ECD) that touch a pinned cell to the neighbour they
+    share the longest boundary with.
+
+    In free growth such small grains shrink and vanish; wedged between the fixed input and its fixed
+    continuations they cannot, because their pinned neighbours never move, and they would line the
+    input border with extra boundaries.
+    """
+    lab = labels.astype(np.int64)
+    n = int(lab.max()) + 1
+    area = np.bincount(lab.ravel(), minlength=n)
+    grown = ndimage.binary_dilation(pinned) & ~pinned
+    touch = np.zeros(n, bool)
+    touch[np.unique(lab[grown])] = True
+    small = touch & (2 * np.sqrt(area / np.pi) < min_ecd)
+    small[:n_fixed] = False
+    if not small.any():
+        return labels
+    a = np.concatenate([lab[:, :-1].ravel(), lab[:-1, :].ravel()])
+    b = np.concatenate([lab[:, 1:].ravel(), lab[1:, :].ravel()])
+    d = a != b
+    src = np.concatenate([a[d], b[d]])
+    dst = np.concatenate([b[d], a[d]])
+    keep = small[src] & ~small[dst]
+    key, cnt = np.unique(src[keep] * n + dst[keep], return_counts=True)
+    s_, d_ = key // n, key % n
+    order = np.lexsort((-cnt, s_))
+    first = np.ones(len(order), bool)
+    first[1:] = s_[order][1:] != s_[order][:-1]
+    target = np.arange(n)
+    target[s_[order][first]] = d_[order][first]
+    return target[lab].astype(np.int32)
+
+
+def majority_smooth(labels: np.ndarray, pinned: np.ndarray, n_fixed: int, rounds: int = 2) -> np.ndarray:
+    """Rounds of 3×3 majority voting on the cells that are not pinned, then grains made 4-connected again.
+
+    A cell takes the label found most often among its 3×3 neighbourhood when that label is more
+    frequent there than its own (a discrete curvature flow of one cell): it rounds off the 2-cell
+    steps that upsampling from the coarse grid leaves on every boundary, at a small part of the cost
+    of a full-resolution growth step.
+    """
+    lab = labels.astype(np.int32)
+    H, W = lab.shape
+    free = ~pinned
+    offs = [(i, j) for i in range(3) for j in range(3)]
+    for _ in range(rounds):
+        p = np.pad(lab, 1, mode="edge")
+        # only cells next to a boundary can change: vote there (a fraction of the map)
+        edge = np.zeros((H, W), bool)
+        for i, j in offs:
+            edge |= p[i:i + H, j:j + W] != lab
+        r, c = np.nonzero(edge & free)
+        nb = np.stack([p[r + i, c + j] for i, j in offs], axis=1)  # (cells, 9)
+        count = (nb[:, :, None] == nb[:, None, :]).sum(axis=1)
+        best = np.argmax(count, axis=1)
+        rows = np.arange(len(r))
+        change = count[rows, best] > count[:, 4]
+        lab[r[change], c[change]] = nb[rows, best][change]
+    comp = _components(lab, False)
+    pf = np.flatnonzero(pinned.ravel())
+    return _ids(comp, pf, lab.ravel()[pf].astype(np.int64), n_fixed)
+
+
+# --------------------------------------------------------------------------------------- work folder
+class _GrowthWork:
+    """Resumable state: labels-0.npy / labels-1.npy (memory-mapped), weights-k.npy, state.json."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def exists(self):
+        return (self.folder / "state.json").exists()
+
+    def create(self, state):
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True)
+        self.state = state
+
+    def load(self):
+        self.state = json.loads((self.folder / "state.json").read_text())
+        k = self.state["slot"]
+        labels = np.array(np.load(self.folder / f"labels-{k}.npy", mmap_mode="r"))
+        wgt = np.load(self.folder / f"weights-{k}.npy")
+        return labels, wgt
+
+    def save(self, labels, wgt, **state):
+        k = 1 - self.state.get("slot", 1)  # write the slot not named by the current state.json
+        mm = np.lib.format.open_memmap(self.folder / f"labels-{k}.npy", "w+", np.int32, labels.shape)
+        mm[:] = labels
+        mm.flush()
+        del mm
+        with open(self.folder / f"weights-{k}.npy", "wb") as f:
+            np.save(f, wgt)
+        self.state.update(state, slot=k)
+        atomic_write_bytes(self.folder / "state.json", [json.dumps(self.state).encode()])
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work=None, step0=0, start=None,
+         progress=True, stop_after_steps=None, workers=-1, max_steps=300, log=print, reach_cells=None,
+         input_advantage=INPUT_ADVANTAGE):
+    """Grow the new grains (ids >= ``n_fixed``) until their mean ECD reaches ``target_size``.
+
+    Returns (labels, weights, finished). ``work`` (a :class:`_GrowthWork`) is saved after each step.
+    """
+    from tqdm.auto import tqdm
+
+    pinned_flat = np.flatnonzero(pinned.ravel())
+    pinned_lab = labels.ravel()[pinned_flat].astype(np.int64)
+    reach = None
+    if reach_cells is not None and n_fixed:
+        reach = ndimage.distance_transform_edt(~pinned) <= reach_cells
+    d = _new_mean_ecd(labels, n_fixed)
+    start = d if start is None else start
+    bar = tqdm(total=100, initial=int(100 * _progress(d, start, target_size)), unit="%", desc="growing",
+               disable=not progress)
+    step, done = step0, 0
+    while step < max_steps and not (work is not None and work.state.get("finished")):
+        d = _new_mean_ecd(labels, n_fixed)
+        if d >= target_size:
+            break
+        if stop_after_steps is not None and done >= stop_after_steps:
+            bar.close()
+            return labels, wgt, False
+        new, w_new = growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg, rng, workers,
+                                 input_advantage, reach)
+        step += 1
+        done += 1
+        d_new = _new_mean_ecd(new, n_fixed)
+        # overshooting: keep the state before when it lies closer to the target (decided here, and
+        # saved, so that a resumed job makes the same choice)
+        last = d_new >= target_size
+        if not (last and abs(d - target_size) < abs(d_new - target_size)):
+            labels, wgt, d = new, w_new, d_new
+        if work is not None:
+            work.save(labels, wgt, step=step, rng=rng.bit_generator.state, start=start, finished=last)
+        bar.update(int(100 * _progress(d, start, target_size)) - bar.n)
+        bar.set_postfix(step=step, size=f"{d:.1f}/{target_size:.1f}")
+        if last:
+            break
+    else:
+        if step >= max_steps > 0:
+            log(f"growth stopped after {max_steps} steps at mean size {d:.1f} of {target_size:.1f} cells")
+    bar.update(100 - bar.n)
+    bar.close()
+    return labels, wgt, True
+
+
+# --------------------------------------------------------------------------------------- the method
+def _key(**kw) -> str:
+    return hashlib.sha1(json.dumps(kw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
+                  work_dir=None, resume: bool = False, progress: bool = True, mean_size: float | None = None,
+                  log=print, phase: str | None = None, stop_after_steps: int | None = None,
+                  target_quat=None, target_disorientation_deg=None, workers: int = -1,
+                  start_factor: float = START_FACTOR, aspect: float | None = None, angle_deg: float | None = None,
+                  postprocess_map: bool = True, continue_cap: float = CONTINUE_CAP,
+                  input_advantage: float = INPUT_ADVANTAGE, max_steps: int = 300, coarse: int = 2):
+    """Extend ``input_map`` (or generate from ``cond`` when it is None) to ``size`` cells by grain growth.
+
+    The input is cleaned like ``clean``; its cells never change. Targets: the input's edge-corrected
+    mean grain size and size spread, shape anisotropy, grain orientations and disorientation histogram
+    (or, without an input, ``cond``'s size row and ``mean_size``, and its texture rows; grains then grow
+    equiaxed unless ``aspect``/``angle_deg`` are given). ``work_dir`` holds the resumable state.
+    Returns an :class:`~.extend.Result`, or None when stopped early by ``stop_after_steps`` (tests).
+
+    ``start_factor=1, continue_cap=0, max_steps=0`` gives the classical reference: the unknown cells
+    filled by a Poisson-Voronoi tessellation at the target size (:func:`extend_voronoi`).
+    """
+    from .crystallography import orientations_for_labels
+    from .extend import Result, postprocess
+
+    R, C = int(size[0]), int(size[1])
+    if R < 8 or C < 8:
+        raise InputError(f"target size {R}x{C} is too small; use at least 8x8 cells")
+    input_clean = None
+    box = None
+    in_labels = None
+    if input_map is not None:
+        h, w = input_map.shape
+        if h > R or w > C:
+            raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
+        input_clean, g = clean_with_grains(input_map, phase=phase)
+        in_labels = g.labels.astype(np.int64)
+        st = grain_statistics(in_labels)
+        target, cv = st["mean_ecd"], st["cv"]
+        if aspect is None:
+            aspect, angle_deg = (st["aspect"], st["angle_deg"]) if st["aspect"] >= 1.15 else (1.0, 0.0)
+        if target_quat is None:
+            target_quat = g.quat
+        if target_disorientation_deg is None:
+            target_disorientation_deg = grain_table(g.labels, g.quat).disorientation_deg
+        box = place_input((R, C), (h, w), place)
+    elif cond is None:
+        raise InputError("nothing to generate from: give an input map or target metrics")
+    else:
+        target, cv = size_target_from_cond(cond, mean_size)
+    aspect = 1.0 if aspect is None else float(aspect)
+    angle_deg = 0.0 if angle_deg is None else float(angle_deg)
+    if not np.isfinite(target) or target < 4:
+        raise InputError(f"the target mean grain size is {target:.1f} cells; --method growth needs at least 4")
+    spread = spread_for_cv(cv)
+    start_size = max(target / start_factor, 3.0)
+    key = _key(size=[R, C], place=place, seed=seed, cap=continue_cap, adv=input_advantage, target=round(target, 6), spread=round(spread, 6),
+               aspect=round(aspect, 6), angle=round(angle_deg, 6), start=start_factor, coarse=coarse,
+               inp=None if input_clean is None else hashlib.sha1(input_clean.euler.astype(np.float32).tobytes()).hexdigest(),
+               cond=None if cond is None else hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest())
+    own_tmp = work_dir is None
+    if own_tmp:
+        work_dir = tempfile.mkdtemp(prefix="infinityebsd-growth-")
+    work = _GrowthWork(work_dir)
+    # the fixed cells: the input, and the continuations of its cut grains
+    known = np.zeros((R, C), bool)
+    fixed = np.full((R, C), -1, np.int64)
+    if box is not None:
+        r0, c0, h, w = box
+        known[r0:r0 + h, c0:c0 + w] = True
+        if continue_cap > 0:
+            fixed = continuation((R, C), box, in_labels, continue_cap * target, aspect, angle_deg)
+        fixed[r0:r0 + h, c0:c0 + w] = in_labels
+    pinned = fixed >= 0
+    n_fixed = 0 if in_labels is None else int(in_labels.max()) + 1
+    # large grains grow on a grid f times coarser (f² fewer cells per step), then majority smoothing
+    # at full resolution rounds off the staircase the upsampling leaves
+    f = coarse if coarse > 1 and target / coarse >= COARSE_MIN_SIZE and min(R, C) >= 16 * coarse else 1
+    fixed_c = fixed[::f, ::f]
+    if resume and work.exists():
+        labels, wgt = work.load()
+        if work.state.get("key") != key:
+            raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
+                             "without --resume to start again")
+        rng = np.random.default_rng()
+        rng.bit_generator.state = work.state["rng"]
+        log(f"resuming after growth step {work.state['step']}")
+    else:
+        rng = np.random.default_rng(seed)
+        log(f"growth: target mean grain size {target:.1f} cells (CV {cv:.2f}, advantage spread {spread:.2f}), "
+            f"aspect {aspect:.2f} at {angle_deg:.0f}°" + (f", grown on a {f}x coarser grid" if f > 1 else ""))
+        labels = seed_labels(fixed_c, n_fixed, start_size / f, aspect, angle_deg, rng)
+        n = int(labels.max()) + 1
+        wgt = np.ones(n)
+        wgt[n_fixed:] = np.exp(rng.normal(0.0, spread, n - n_fixed)) if spread > 0 else 1.0
+        work.create({"key": key, "phase": "grow"})
+        work.save(labels, wgt, step=0, rng=rng.bit_generator.state, start=_new_mean_ecd(labels, n_fixed))
+    labels = labels.astype(np.int32)
+    if work.state["phase"] == "grow":
+        labels, wgt, finished = grow(labels, fixed_c >= 0, n_fixed, wgt, target / f, aspect, angle_deg, rng, work=work,
+                                step0=work.state["step"], start=work.state["start"], progress=progress,
+                                stop_after_steps=stop_after_steps, workers=workers, log=log,
+                                reach_cells=REACH * target / f, input_advantage=input_advantage, max_steps=max_steps)
+        if not finished:
+            return None
+        if f > 1:
+            labels = np.repeat(np.repeat(labels, f, 0), f, 1)[:R, :C]
+            labels[pinned] = fixed[pinned]
+        work.save(labels, wgt, phase="polish" if f > 1 else "done", polish=0)
+    if work.state["phase"] == "polish":
+        labels = majority_smooth(labels, pinned, n_fixed, rounds=POLISH_STEPS)
+    if box is not None:
+        labels = absorb_pockets(labels, pinned, n_fixed, POCKET * target)
+    labels = merge_specks(labels, MIN_AREA)
+    known_euler = np.zeros((R, C, 3))
+    if box is not None:
+        r0, c0, h, w = box
+        known_euler[r0:r0 + h, c0:c0 + w] = input_clean.euler
+    euler = orientations_for_labels(labels, known, known_euler, cond=None if input_clean is not None else cond,
+                                    target_quat=target_quat, target_disorientation_deg=target_disorientation_deg,
+                                    seed=seed, min_neighbour_deg=10.5)
+    if postprocess_map:
+        euler = postprocess(euler, box, input_clean)
+    ref = input_clean
+    m = EBSDMap.from_euler(euler, step=ref.step if ref is not None else (1.0, 1.0),
+                           phase=ref.phases[0] if ref is not None else None, source="infinityebsd growth")
+    work.remove()
+    if own_tmp:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    plan = Plan(canvas=(R, C), patch=0, input_box=box, windows=[], waves=[])
+    return Result(map=m, plan=plan, scale=1.0, input_box=box)
+
+
+def extend_voronoi(input_map, size, **kw):
+    """The Voronoi reference: the input kept, the rest a Poisson-Voronoi tessellation at the input's
+    mean grain size, orientations matched like the growth method's (no growth, no continuation)."""
+    return extend_growth(input_map, size, start_factor=1.0, continue_cap=0.0, max_steps=0, coarse=1, **kw)
