@@ -50,6 +50,9 @@ def _generation_options(f):
                      help="Denoising steps per window: more is slower and can be finer."),
         click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
                      help="Model folder (default: the model shipped with the package)."),
+        click.option("--method", type=click.Choice(["model", "growth"]), default="model", show_default=True,
+                     help="model: the diffusion model; growth: physics-based (grain growth seeded to the "
+                          "target sizes, matching crystallography), needs no model."),
         seed_option,
         click.option("-o", "--output", required=True, type=OutputFile("ctf"), metavar="OUT.ctf",
                      help="Output CTF file (replaced if it exists); side files go beside it."),
@@ -163,15 +166,23 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
     from ..pipeline.extend import extend
     from ..pipeline.planner import make_plan, place_input
 
+    if plan_only and pipe is None:
+        raise InputError("--plan draws the model's windows; --method growth has none")
     if plan_only:
         P = pipe.patch
         box = None if input_map is None else place_input(size, input_map.shape, place)
         _show_plan(make_plan(size, P, box, overlap=overlap), output)
         return
     work = str(Path(output).with_suffix("")) + ".work"
-    res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
-                 guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
-                 mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine)
+    if pipe is None:  # --method growth
+        from ..pipeline.growth import extend_growth
+
+        res = extend_growth(input_map, size, cond=cond, place=place, seed=seed, work_dir=work, resume=resume,
+                            mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase)
+    else:
+        res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
+                     guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
+                     mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine)
     if res is None:  # a helper process of a multi-process job: the first one writes the outputs
         return
     if step is not None:  # the generated cells have the target's size, whatever extend() assumed
@@ -194,7 +205,7 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
               help="Where the input sits: center, top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.")
 @click.option("--phase", default=None, metavar="NAME", help="Phase to use from a multiphase map.")
 def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device,
-           resume, plan_only, report, force, refine, place, phase):
+           resume, plan_only, report, force, refine, place, phase, method):
     """Extend MAP to --size cells, guided by MAP's own metrics (as in the paper).
 
     The input is cleaned like `clean` and never changed; the rest is generated window by window in
@@ -221,7 +232,7 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
     size = parse_size(size_text)
     before = claim_outputs(output, plan_only, force)
     m = read_map_checked(map_path)
-    pipe = load_pipeline(model_dir, device)
+    pipe = load_pipeline(model_dir, device) if method == "model" else None
     _run(pipe, m, size, None, None, output, seed, steps, scheduler, guidance, batch, overlap, resume,
          plan_only, report, place=place, phase=phase, refine=refine, step=m.step, before=before)
 
@@ -233,7 +244,7 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
               help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
 @click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
 def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
-             plan_only, report, force, refine, like_path, metrics_path, phase):
+             plan_only, report, force, refine, like_path, metrics_path, phase, method):
     """Generate a new map of --size cells from metrics alone: a reference map's, or a JSON file's.
 
     The output's step (cell size in µm) is the reference map's, or the JSON file's "step" (1 µm if it
@@ -269,6 +280,6 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
     else:
         cond, mean_size = cond_from_json(metrics_path)
         step = target_step(metrics_path)
-    pipe = load_pipeline(model_dir, device)
+    pipe = load_pipeline(model_dir, device) if method == "model" else None
     _run(pipe, None, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap, resume,
          plan_only, report, target_map=ref, refine=refine, step=step, before=before)
