@@ -148,10 +148,17 @@ def variants(rel: str, folder: Path):
 
 def commands(path: str, out: Path, k: int):
     """The command lines run on the k-th damaged file, once `info` has read it. metrics and clean both
-    clean the map first, so they take turns; plot (the slowest, ~0.4 s) runs on every third file."""
+    clean the map first, so they take turns; plot (the slowest, ~0.4 s) runs on every third file.
+    extend and generate --like read the map (generate also measures it) before they load a model; a
+    model folder that does not exist stops them there, at a one-line error, before any generation."""
     yield ["metrics", path, "--json", str(out / "m.json")] if k % 2 == 0 else ["clean", path, "-o", str(out / "c.ctf")]
     if k % 3 == 0:
         yield ["plot", path, "-o", str(out / "p.png")]
+    nomodel = str(out / "no-model")
+    if k % 4 == 1:
+        yield ["extend", path, "--size", "512x512", "--model", nomodel, "--force", "-o", str(out / "e.ctf")]
+    if k % 4 == 3:
+        yield ["generate", "--like", path, "--size", "512x512", "--model", nomodel, "--force", "-o", str(out / "g.ctf")]
 
 
 def verdict(code: int, stderr: str, exc=None) -> str | None:
