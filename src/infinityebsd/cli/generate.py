@@ -22,9 +22,10 @@ PLAN_OUTPUTS = (".plan.png",)
 
 def claim_outputs(output, plan_only, force) -> set[str]:
     """Check, before any work, that the side files of ``output`` replace nothing unless --force; the
-    named outputs that exist now (to say later which were replaced)."""
-    claim_side_files(output, side_files(output, PLAN_OUTPUTS if plan_only else SIDE_OUTPUTS), force)
-    return existing(output)
+    outputs that exist now (to say later which were replaced)."""
+    sides = side_files(output, PLAN_OUTPUTS if plan_only else SIDE_OUTPUTS)
+    claim_side_files(output, sides, force)
+    return existing(output, *sides)
 
 
 def _generation_options(f):
