@@ -14,21 +14,19 @@ from .measure import Measured
 BORDER_METRICS = ("size", "perimeter", "inertia_ratio", "coordination", "disorientation")
 
 
-def _crossing_edges(box, shape):
-    """Inner and outer cell indices (flat) of every cell edge crossing the box border, inside the map."""
+def crossing_edges(box, shape):
+    """Inner and outer cell indices (flat) of every cell edge crossing the border of ``box`` (r0, c0,
+    rows, cols), on the sides where the map goes on: top, bottom, left, right."""
     r0, c0, nr, nc = box
     rows, cols = shape
+    rr, cc = np.arange(r0, r0 + nr), np.arange(c0, c0 + nc)
+    sides = ((np.full(nc, r0), cc, -1, 0), (np.full(nc, r0 + nr - 1), cc, 1, 0),
+             (rr, np.full(nr, c0), 0, -1), (rr, np.full(nr, c0 + nc - 1), 0, 1))
     inner, outer = [], []
-    cc = np.arange(c0, c0 + nc)
-    rr = np.arange(r0, r0 + nr)
-    for r_in, r_out in ((r0, r0 - 1), (r0 + nr - 1, r0 + nr)):
-        if 0 <= r_out < rows:
-            inner.append(r_in * cols + cc)
-            outer.append(r_out * cols + cc)
-    for c_in, c_out in ((c0, c0 - 1), (c0 + nc - 1, c0 + nc)):
-        if 0 <= c_out < cols:
-            inner.append(rr * cols + c_in)
-            outer.append(rr * cols + c_out)
+    for r, c, dr, dc in sides:
+        if 0 <= r[0] + dr < rows and 0 <= c[0] + dc < cols:  # the box lies inside the map
+            inner.append(r * cols + c)
+            outer.append((r + dr) * cols + c + dc)
     if not inner:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(inner), np.concatenate(outer)
@@ -57,8 +55,8 @@ def border_grains(truth: Measured, extended: Measured, box_truth, box_extended, 
     _check_box(box_extended, extended.shape, "extended map")
     if box_truth[2:] != box_extended[2:]:
         raise InputError("the input box has different sizes in the true and the extended map")
-    ti, to = _crossing_edges(box_truth, truth.shape)
-    ei, eo = _crossing_edges(box_extended, extended.shape)
+    ti, to = crossing_edges(box_truth, truth.shape)
+    ei, eo = crossing_edges(box_extended, extended.shape)
     # keep the edges that exist in both maps (a box on a map edge has fewer crossings)
     rel_t = _box_rel(ti, box_truth, truth.shape)
     rel_e = _box_rel(ei, box_extended, extended.shape)

@@ -22,16 +22,13 @@ def place_cells(x, y, xstep, ystep, ncols, nrows, path, line_of=None):
     col = np.rint(fc).astype(np.int64)
     row = np.rint(fr).astype(np.int64)
     where = lambda i: None if line_of is None else line_of(int(i))  # noqa: E731
-    off = (np.abs(fc - col) > 0.1) | (np.abs(fr - row) > 0.1)
-    if off.any():
-        i = np.flatnonzero(off)[0]
-        raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} is not on the declared "
-                          f"{xstep:g} x {ystep:g} grid (is it a hexagonal grid?)", line=where(i))
-    out = (col >= ncols) | (row >= nrows)
-    if out.any():
-        i = np.flatnonzero(out)[0]
-        raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} lies outside the declared "
-                          f"{ncols} x {nrows} cells", line=where(i))
+    checks = (((np.abs(fc - col) > 0.1) | (np.abs(fr - row) > 0.1),
+               f"is not on the declared {xstep:g} x {ystep:g} grid (is it a hexagonal grid?)"),
+              ((col >= ncols) | (row >= nrows), f"lies outside the declared {ncols} x {nrows} cells"))
+    for bad, what in checks:
+        if bad.any():
+            i = np.flatnonzero(bad)[0]
+            raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} {what}", line=where(i))
     flat = row * ncols + col
     if len(flat) == ncols * nrows and flat[0] == 0 and (np.diff(flat) == 1).all():
         return flat  # raster order: in range and no repeats by construction
@@ -42,6 +39,15 @@ def place_cells(x, y, xstep, ystep, ncols, nrows, path, line_of=None):
         raise FormatError(path, f"position X={x[i]:g}, Y={y[i]:g} appears twice; positions do "
                           f"not form the declared grid", line=where(i))
     return flat
+
+
+def check_numbers(parts, path, line) -> None:
+    """Raise :class:`FormatError` naming the first of a data line's fields that is not a number."""
+    for p in parts:
+        try:
+            float(p)
+        except ValueError:
+            raise FormatError(path, f"'{p}' is not a number", line=line) from None
 
 
 def on_raster(x, y, origin, xstep, ystep, ncols, start=0) -> bool:

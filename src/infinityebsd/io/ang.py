@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from ..errors import FormatError
-from ._grid import place_cells
+from ._grid import check_numbers, place_cells
 from .ebsdmap import SYMBOL_TO_LAUE, EBSDMap, Phase
 
 # TSL symmetry codes to CTF Laue group numbers.
@@ -175,9 +175,5 @@ def _locate_bad(lines, nhead, ncolumns, path):
         if len(parts) != ncolumns:
             raise FormatError(path, f"has {len(parts)} fields, expected {ncolumns} (truncated or "
                               "malformed line)", line=k + 1)
-        for p in parts:
-            try:
-                float(p)
-            except ValueError:
-                raise FormatError(path, f"'{p}' is not a number", line=k + 1) from None
+        check_numbers(parts, path, k + 1)
     raise FormatError(path, "data block could not be parsed")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._shared import atomic_write_bytes
 from ..errors import FormatError
-from ._grid import on_raster, place_cells
+from ._grid import check_numbers, on_raster, place_cells
 from .ebsdmap import EBSDMap, Phase
 
 REQUIRED_KEYS = ("XCells", "YCells", "XStep", "YStep")
@@ -327,11 +327,7 @@ def _locate_bad_line(data: bytes, ncolumns: int, expected: int, path, first_line
                 raise FormatError(path, f"more data lines than XCells x YCells = {expected}", line=lineno)
             raise FormatError(path, f"has {len(parts)} fields, expected {ncolumns}"
                               + ("; the file looks truncated" if k >= len(lines) - 2 else ""), line=lineno)
-        for p in parts:
-            try:
-                float(p)
-            except ValueError:
-                raise FormatError(path, f"'{p}' is not a number", line=lineno) from None
+        check_numbers(parts, path, lineno)
         n += 1
     if n < expected:
         raise FormatError(path, f"truncated: {n} data lines, but XCells x YCells = {expected}",

@@ -42,19 +42,27 @@ def config_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 
-def load_config(name_or_path: str | os.PathLike | dict) -> dict:
-    """A model/training config: a shipped name (``'small'``), a JSON file path, or a dict (copied)."""
+def read_config(name_or_path: str | os.PathLike | dict) -> tuple[dict, str]:
+    """``(config, where)``: a copy of a dict, or the JSON of a shipped config name (``'small'``) or of
+    a file path, with where it came from (for messages); unchecked."""
     if isinstance(name_or_path, dict):
-        return copy.deepcopy(name_or_path)
+        return copy.deepcopy(name_or_path), "config"
     p = Path(name_or_path)
     if not p.suffix and (CONFIG_DIR / f"{name_or_path}.json").exists():
         p = CONFIG_DIR / f"{name_or_path}.json"
     if not p.exists():
         raise InputError(f"no config '{name_or_path}'; use one of {config_names()} or a JSON file path")
     try:
-        cfg = json.loads(p.read_text())
+        return json.loads(p.read_text()), str(p)
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not valid JSON ({exc})") from None
+
+
+def load_config(name_or_path: str | os.PathLike | dict) -> dict:
+    """A model/training config: a shipped name (``'small'``), a JSON file path, or a dict (copied)."""
+    if isinstance(name_or_path, dict):
+        return copy.deepcopy(name_or_path)
+    cfg, p = read_config(name_or_path)
     for key in ("patch", "vae", "unet", "scheduler"):
         if key not in cfg:
             raise InputError(f"{p}: config lacks the '{key}' section")
@@ -177,14 +185,10 @@ def save_model(folder, vae=None, unet=None, metric_encoder=None, scheduler=None,
     ``infinityebsd.json``. Each part is written to a temporary folder and swapped in."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, part in (("vae", vae), ("unet", unet), ("metric_encoder", metric_encoder)):
-        if part is None:
-            continue
-        with atomic_dir(folder / name) as tmp:
-            part.save_pretrained(tmp, safe_serialization=True)
-    if scheduler is not None:
-        with atomic_dir(folder / "scheduler") as tmp:
-            scheduler.save_pretrained(tmp)
+    for name, part in (("vae", vae), ("unet", unet), ("metric_encoder", metric_encoder), ("scheduler", scheduler)):
+        if part is not None:
+            with atomic_dir(folder / name) as tmp:
+                part.save_pretrained(tmp, **({} if name == "scheduler" else {"safe_serialization": True}))
     if info:
         merged = read_info(folder)
         merged.update(info)
@@ -197,14 +201,11 @@ def load_model(folder, device="cpu", dtype=None, parts=("vae", "unet", "metric_e
     if not folder.is_dir():
         raise InputError(f"{folder}: no such model folder")
     out = LatentDiffusionModel(info=read_info(folder))
-    if "vae" in parts and (folder / "vae").is_dir():
-        out.vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
-    if "unet" in parts and (folder / "unet").is_dir():
-        out.unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
-    if "metric_encoder" in parts and (folder / "metric_encoder").is_dir():
-        out.metric_encoder = MetricEncoder.from_pretrained(folder, subfolder="metric_encoder")
-    if "scheduler" in parts and (folder / "scheduler").is_dir():
-        out.scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+    kinds = {"vae": AutoencoderKL, "unet": UNet2DConditionModel, "metric_encoder": MetricEncoder,
+             "scheduler": DDPMScheduler}
+    for name, kind in kinds.items():
+        if name in parts and (folder / name).is_dir():
+            setattr(out, name, kind.from_pretrained(folder, subfolder=name))
     for m in (out.vae, out.unet, out.metric_encoder):
         if m is not None:
             m.eval()

@@ -17,17 +17,14 @@ because the grain network does not depend on them and matching crystallography s
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ..data.representation import MORPHOLOGY_CHANNELS, check_morphology
 from ..errors import InputError
-from .ldm import CONFIG_DIR, LatentDiffusionModel, MetricEncoder, N_METRICS, METRIC_DIM, config_names
+from .ldm import METRIC_DIM, N_METRICS, LatentDiffusionModel, MetricEncoder, read_config
 
 MORPH_METRICS = (0, 1, 2, 3)
 """Rows of the conditioning tensor the morphology model reads: size, perimeter, inertia ratio,
@@ -41,18 +38,7 @@ def is_pixel_model(info_or_cfg: dict) -> bool:
 
 def load_morph_config(name_or_path: str | os.PathLike | dict = "morph") -> dict:
     """A morphology-model config: a shipped name (``'morph'``), a JSON path, or a dict (copied)."""
-    if isinstance(name_or_path, dict):
-        cfg = copy.deepcopy(name_or_path)
-    else:
-        p = Path(name_or_path)
-        if not p.suffix and (CONFIG_DIR / f"{name_or_path}.json").exists():
-            p = CONFIG_DIR / f"{name_or_path}.json"
-        if not p.exists():
-            raise InputError(f"no config '{name_or_path}'; use one of {config_names()} or a JSON file path")
-        try:
-            cfg = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: not valid JSON ({exc})") from None
+    cfg, _ = read_config(name_or_path)
     for key in ("patch", "unet", "scheduler", "representation"):
         if key not in cfg:
             raise InputError(f"config '{cfg.get('name', name_or_path)}' lacks the '{key}' section")

@@ -38,8 +38,7 @@ from ..metrics import conditioning_tensor, grain_table
 from ..models.ldm import save_model
 from ..models.morph import build_morph_parts, load_morph_config, morph_drop, morph_input
 from .trainer import (
-    DenoiserTrainModule, StepSampler, _lr_lambda, _make_accelerator, _provenance, _resolve_resume, _Run, _loop,
-    step_rng,
+    DenoiserTrainModule, _loop, _make_accelerator, _prepare, _provenance, _resolve_resume, _resume, step_rng,
 )
 
 __all__ = ["train_morphology", "build_morph_corpus", "MorphWindows", "morph_conditioning"]
@@ -207,24 +206,10 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
                       float(t.get("p_irregular_mask", 0.15)), float(cfg.get("distance_clip", 8.0)))
     torch.manual_seed(seed)
     unet, menc, noise_sched = build_morph_parts(cfg)
-    module = DenoiserTrainModule(unet, menc)
-    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=t.get("weight_decay", 1e-2))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, t.get("warmup", 0), t.get("min_lr_ratio", 0.05)))
-    module, opt = acc.prepare(module, opt)
-    from diffusers.training_utils import EMAModel
-
-    params = list(module.parameters())
-    ema = EMAModel(params, decay=t.get("ema_decay", 0.999), use_ema_warmup=True)
-    ema.to(acc.device)
-    acc.register_for_checkpointing(sched, ema)
+    module, opt, sched, ema, params = _prepare(acc, DenoiserTrainModule(unet, menc), t, lr, steps, weight_decay=1e-2,
+                                               min_lr_ratio=0.05, ema_decay=0.999)
     state = dict(kind="morph", config=cfg, seed=seed, batch=batch, steps=steps, lr=lr, world=acc.num_processes)
-    start = 0
-    if ck is not None:
-        acc.load_state(str(ck))
-        start = json.loads((ck / "trainer_state.json").read_text())["step"]
-    run = _Run("morph", out, acc, state, progress)
-    run.start_log(start)
-    sampler = StepSampler(len(ds), batch, acc.num_processes, acc.process_index, seed, start, steps)
+    start, run, sampler = _resume("morph", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     p_drop, p_uncond = float(t.get("metric_dropout", 0.15)), float(t.get("p_uncond", 0.1))
     gamma = float(t.get("min_snr_gamma", 5.0))
     T = noise_sched.config.num_train_timesteps

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import EMAModel
 
 from .._shared import atomic_path, atomic_write
 from ..data.dataset import open_dataset
@@ -326,6 +327,36 @@ def _loop(run: _Run, module, optimizer, lr_sched, ema, params, sampler, dataset,
     return (step if not interrupted else done), interrupted
 
 
+def _prepare(acc, module, tcfg, lr, steps, weight_decay, min_lr_ratio=0.01, ema_decay=None):
+    """AdamW with the config's warm-up and cosine decay, prepared by Accelerate, and (given an
+    ``ema_decay``) an exponential moving average of the weights; the LR schedule and the EMA join the
+    checkpoints. The keyword values are defaults for keys the training config ``tcfg`` lacks.
+    Returns ``(module, optimizer, lr_schedule, ema or None, parameters)``."""
+    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=tcfg.get("weight_decay", weight_decay))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(steps, tcfg.get("warmup", 0), tcfg.get("min_lr_ratio", min_lr_ratio)))
+    module, opt = acc.prepare(module, opt)
+    params = list(module.parameters())
+    average = None
+    if ema_decay is not None:
+        average = EMAModel(params, decay=tcfg.get("ema_decay", ema_decay), use_ema_warmup=True)
+        average.to(acc.device)
+    acc.register_for_checkpointing(sched, *([] if average is None else [average]))
+    return module, opt, sched, average, params
+
+
+def _resume(kind, ck, out, acc, state, progress, n_items, batch, seed, steps):
+    """Load checkpoint ``ck`` (if any) into the prepared objects; returns ``(start step, run, sampler)``
+    with the run's log cut back to the start step."""
+    start = 0
+    if ck is not None:
+        acc.load_state(str(ck))
+        start = json.loads((ck / "trainer_state.json").read_text())["step"]
+    run = _Run(kind, out, acc, state, progress)
+    run.start_log(start)
+    return start, run, StepSampler(n_items, batch, acc.num_processes, acc.process_index, seed, start, steps)
+
+
 def _common_setup(kind, data, out, config, resume, seed, steps, batch, lr, representation,
                   mixed_precision, cpu):
     ck, saved = _resolve_resume(kind, out, resume)
@@ -402,18 +433,8 @@ def train_vae(data, out, config=None, steps=None, batch=None, lr=None, seed=0, r
     ck, cfg, tcfg, steps, batch, lr, seed, acc, ds, info, state = _common_setup(
         "vae", data, out, config, resume, seed, steps, batch, lr, representation, mixed_precision, cpu)
     vae = build_vae(cfg)
-    module = VAETrainModule(vae)
-    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=tcfg.get("weight_decay", 0.0))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, tcfg.get("warmup", 0), tcfg.get("min_lr_ratio", 0.01)))
-    module, opt = acc.prepare(module, opt)
-    acc.register_for_checkpointing(sched)
-    start = 0
-    if ck is not None:
-        acc.load_state(str(ck))
-        start = json.loads((ck / "trainer_state.json").read_text())["step"]
-    run = _Run("vae", out, acc, state, progress)
-    run.start_log(start)
-    sampler = StepSampler(len(ds), batch, acc.num_processes, acc.process_index, seed, start, steps)
+    module, opt, sched, _, params = _prepare(acc, VAETrainModule(vae), tcfg, lr, steps, weight_decay=0.0)
+    start, run, sampler = _resume("vae", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     kl_weight = float(tcfg.get("kl_weight", 1e-6))
     lat = cfg["vae"].get("latent_channels", 4)
     f = vae_factor(cfg)
@@ -428,7 +449,6 @@ def train_vae(data, out, config=None, steps=None, batch=None, lr=None, seed=0, r
         last["rec"] = float(rec.detach())
         return loss
 
-    params = list(module.parameters())
     done, interrupted = _loop(run, module, opt, sched, None, params, sampler, ds, step_fn, start, steps,
                               batch, tcfg.get("grad_clip", 1.0), checkpoint_every, keep_checkpoints,
                               log_every, num_workers, callback, "vae")
@@ -502,23 +522,9 @@ def train_unet(data, out, config=None, steps=None, batch=None, lr=None, seed=0, 
     unet = build_unet(cfg)
     menc = build_metric_encoder(cfg)
     noise_sched = build_scheduler(cfg)
-    module = DenoiserTrainModule(unet, menc)
-    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=tcfg.get("weight_decay", 1e-2))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, tcfg.get("warmup", 0), tcfg.get("min_lr_ratio", 0.01)))
-    module, opt = acc.prepare(module, opt)
-    from diffusers.training_utils import EMAModel
-
-    params = list(module.parameters())
-    ema = EMAModel(params, decay=tcfg.get("ema_decay", 0.9999), use_ema_warmup=True)
-    ema.to(acc.device)
-    acc.register_for_checkpointing(sched, ema)
-    start = 0
-    if ck is not None:
-        acc.load_state(str(ck))
-        start = json.loads((ck / "trainer_state.json").read_text())["step"]
-    run = _Run("unet", out, acc, state, progress)
-    run.start_log(start)
-    sampler = StepSampler(len(ds), batch, acc.num_processes, acc.process_index, seed, start, steps)
+    module, opt, sched, ema, params = _prepare(acc, DenoiserTrainModule(unet, menc), tcfg, lr, steps,
+                                               weight_decay=1e-2, ema_decay=0.9999)
+    start, run, sampler = _resume("unet", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     p_drop = float(tcfg.get("metric_dropout", 0.1))
     p_irr = float(tcfg.get("p_irregular_mask", 0.1))
     T = noise_sched.config.num_train_timesteps
