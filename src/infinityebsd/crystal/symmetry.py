@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quaternion import axis_angle_to_quat, qconj, qmul, qnormalize
+from .quaternion import axis_angle_to_quat, qconj, qmul
 
 _H = 1.0 / np.sqrt(2.0)
 

@@ -176,14 +176,13 @@ def _lr_lambda(steps, warmup, min_ratio):
 
 
 def _plot_loss(csv_path: Path, png_path: Path, title: str):
-    try:
-        import matplotlib
+    import matplotlib  # a dependency, imported only when a checkpoint is written
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:  # plotting is a convenience; never fail training for it
-        return
-    rows = list(csv.DictReader(open(csv_path)))
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     if not rows:
         return
     s = np.array([float(r["step"]) for r in rows])
