@@ -38,7 +38,8 @@ from ..metrics import conditioning_tensor, grain_table
 from ..models.ldm import save_model
 from ..models.morph import build_morph_parts, load_morph_config, morph_drop, morph_input
 from .trainer import (
-    DenoiserTrainModule, _loop, _make_accelerator, _prepare, _provenance, _resolve_resume, _resume, step_rng,
+    DenoiserTrainModule, _loop, _make_accelerator, _prepare, _provenance, _resolve_resume, _resume, _timesteps,
+    step_rng,
 )
 
 __all__ = ["train_morphology", "build_morph_corpus", "MorphWindows", "morph_conditioning"]
@@ -212,8 +213,7 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
     start, run, sampler = _resume("morph", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     p_drop, p_uncond = float(t.get("metric_dropout", 0.15)), float(t.get("p_uncond", 0.1))
     gamma = float(t.get("min_snr_gamma", 5.0))
-    T = noise_sched.config.num_train_timesteps
-    acp = noise_sched.alphas_cumprod.to(acc.device)
+    T, acp = _timesteps(noise_sched, acc.device)
 
     def step_fn(item, step):
         rng, g = step_rng(seed, step, acc.process_index, 3)

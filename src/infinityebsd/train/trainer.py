@@ -344,6 +344,11 @@ def _prepare(acc, module, tcfg, lr, steps, weight_decay, min_lr_ratio=0.01, ema_
     return module, opt, sched, average, params
 
 
+def _timesteps(noise_sched, device):
+    """The number of training timesteps and ᾱ_t (cumulative products of 1 − β_t) on ``device``."""
+    return noise_sched.config.num_train_timesteps, noise_sched.alphas_cumprod.to(device)
+
+
 def _resume(kind, ck, out, acc, state, progress, n_items, batch, seed, steps):
     """Load checkpoint ``ck`` (if any) into the prepared objects; returns ``(start step, run, sampler)``
     with the run's log cut back to the start step."""
@@ -526,8 +531,7 @@ def train_unet(data, out, config=None, steps=None, batch=None, lr=None, seed=0, 
     start, run, sampler = _resume("unet", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     p_drop = float(tcfg.get("metric_dropout", 0.1))
     p_irr = float(tcfg.get("p_irregular_mask", 0.1))
-    T = noise_sched.config.num_train_timesteps
-    acp = noise_sched.alphas_cumprod.to(acc.device)
+    T, acp = _timesteps(noise_sched, acc.device)
 
     def step_fn(item, step):
         rng, g = step_rng(seed, step, acc.process_index, 2)
