@@ -12,7 +12,7 @@ from ..errors import InputError
 from . import main, seed_option
 from .params import OutputFile, OutputFolder, claim_side_files, existing, parse_size, read_map_checked, side_files, wrote
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "compact"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "morph"
 
 
 # Written beside -o OUT.ctf; never replace an existing file unless --force (see params.py).
@@ -45,10 +45,16 @@ def _generation_options(f):
                      help="Fraction of a window shared with its neighbour on the plan's grid."),
         click.option("--guidance", type=float, default=1.0, show_default=True,
                      help="Classifier-free guidance on the metrics (1 = none)."),
-        click.option("--scheduler", type=click.Choice(["dpm", "pndm", "ddim"]), default="dpm", show_default=True,
-                     help="dpm: multistep DPM-Solver (fast); pndm with 50 steps is the paper's."),
-        click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True,
-                     help="Denoising steps per window: more is slower and can be finer."),
+        click.option("--scheduler", type=click.Choice(["dpm", "pndm", "ddim"]), default=None,
+                     help="Sampler. Default: ddim with RePaint resampling for morphology models (the shipped "
+                          "one), dpm (multistep DPM-Solver) for latent models; pndm with 50 steps is the paper's."),
+        click.option("--steps", type=click.IntRange(1, 1000), default=None,
+                     help="Denoising steps per window (default: 25 for morphology models, 20 for latent "
+                          "ones): more is slower and can be finer."),
+        click.option("--resample", type=click.IntRange(1, 10), default=None,
+                     help="Morphology models with --scheduler ddim: RePaint passes per step over the first "
+                          "half of the steps, so new cells agree with the known ones (default 2; 1 = plain "
+                          "known-region replacement)."),
         click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
                      help="Model folder (default: the model shipped with the package)."),
         click.option("--method", type=click.Choice(["model", "growth"]), default="model", show_default=True,
@@ -91,7 +97,15 @@ def load_pipeline(model_dir, device):
             raise InputError(f"{folder}: no such model folder")
         raise InputError("no model is shipped with this installation; pass --model DIR (train one with "
                          "'infinityebsd train-vae' and 'infinityebsd train')")
-    for part in ("vae", "unet", "metric_encoder", "scheduler"):
+    from ..models.ldm import read_info
+    from ..models.morph import is_pixel_model
+
+    try:
+        pixel = is_pixel_model(read_info(folder))
+    except ValueError:  # a corrupt infinityebsd.json
+        raise InputError(f"{folder}: its infinityebsd.json is not valid JSON; is it a complete infinityebsd model?") from None
+    needed = ("unet", "metric_encoder", "scheduler") if pixel else ("vae", "unet", "metric_encoder", "scheduler")
+    for part in needed:
         if not (folder / part).is_dir():
             raise InputError(f"{folder}: model folder lacks '{part}/'; is it a complete infinityebsd model?")
     if device == "cuda":
@@ -110,6 +124,10 @@ def load_pipeline(model_dir, device):
     import torch
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if pixel:
+        from ..pipeline.morph import MorphPipeline
+
+        return MorphPipeline(model, device=device, dtype=dtype, folder=folder)
     return InpaintPipeline(model, device=device, dtype=dtype)
 
 
@@ -161,7 +179,7 @@ def _show_plan(plan, output):
 
 def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap,
          resume, plan_only, report, place="center", phase=None, target_map=None, refine=False, step=None,
-         before=frozenset()):
+         before=frozenset(), resample=None):
     """Plan or run the generation and write the outputs. ``step`` (µm, (y, x)) is the output's cell
     size: the input map's for extend, the target's for generate."""
     from ..pipeline.extend import extend
@@ -183,7 +201,8 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
     else:
         res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
                      guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
-                     mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine)
+                     mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine,
+                     resample=resample)
     if res is None:  # a helper process of a multi-process job: the first one writes the outputs
         return
     if step is not None:  # the generated cells have the target's size, whatever extend() assumed
@@ -206,7 +225,7 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
               help="Where the input sits: center, top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.")
 @click.option("--phase", default=None, metavar="NAME", help="Phase to use from a multiphase map.")
 def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device,
-           resume, plan_only, report, force, refine, place, phase, method):
+           resume, plan_only, report, force, refine, place, phase, method, resample):
     """Extend MAP to --size cells, guided by MAP's own metrics (as in the paper).
 
     The input is cleaned like `clean` and never changed; the rest is generated window by window in
@@ -235,7 +254,8 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
     m = read_map_checked(map_path)
     pipe = load_pipeline(model_dir, device) if method == "model" else None
     _run(pipe, m, size, None, None, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, place=place, phase=phase, refine=refine, step=m.step, before=before)
+         plan_only, report, place=place, phase=phase, refine=refine, step=m.step, before=before,
+         resample=resample)
 
 
 @main.command()
@@ -245,7 +265,7 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
               help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
 @click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
 def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
-             plan_only, report, force, refine, like_path, metrics_path, phase, method):
+             plan_only, report, force, refine, like_path, metrics_path, phase, method, resample):
     """Generate a new map of --size cells from metrics alone: a reference map's, or a JSON file's.
 
     The output's step (cell size in µm) is the reference map's, or the JSON file's "step" (1 µm if it
@@ -283,4 +303,4 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
         step = target_step(metrics_path)
     pipe = load_pipeline(model_dir, device) if method == "model" else None
     _run(pipe, None, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, target_map=ref, refine=refine, step=step, before=before)
+         plan_only, report, target_map=ref, refine=refine, step=step, before=before, resample=resample)
