@@ -61,7 +61,7 @@ COARSE_MIN_SIZE = 8.0
 POLISH_STEPS = 2
 """Rounds of 3×3 majority smoothing at full resolution after growing on the coarse grid."""
 
-START_FACTOR = 1.5
+START_FACTOR = 2.0
 """New grains start this many times finer (in diameter) than the target and coarsen to it."""
 
 # Coefficient of variation of the grown ECD against the spread (log-normal sigma) of the growth
@@ -158,9 +158,32 @@ def _ids(comp: np.ndarray, pinned_flat: np.ndarray, pinned_lab: np.ndarray, n_fi
     return ids[comp].astype(np.int32)
 
 
-def _new_mean_ecd(labels: np.ndarray, n_fixed: int) -> float:
+def counted_size(labels: np.ndarray, first: int = 0) -> float:
+    """ECD of the mean grain area, from the number of grains per area (grains ``first``.. only).
+
+    Grains are counted in the unbiased way of a counting frame (those touching the top row or the
+    left column left out, as many cut grains as a tiling of frames would give each frame), and the
+    area is the cells they cover. A count is steadier than averaging measured sizes when a map holds
+    few whole grains, and it fixes the boundary density, which is what seams and borders are judged by.
+    """
+    lab = labels.ravel()
+    area = np.bincount(lab)
+    present = area > 0
+    present[:first] = False
+    edge = np.zeros(len(area), bool)
+    edge[np.concatenate([labels[0], labels[:, 0]])] = True
+    n = int((present & ~edge).sum())
+    cells = int(area[first:].sum())
+    if n == 0:
+        return float("inf")
+    return float(np.sqrt(4 * cells / (np.pi * n)))
+
+
+def _new_mean_ecd(labels: np.ndarray, n_fixed: int, beside_fixed: np.ndarray | None = None) -> float:
     """Mean ECD of the new grains, estimated like :func:`grain_statistics` does the input's: grains
-    touching the canvas edge left out, the others weighted by the Miles-Lantuejoul factor."""
+    touching the canvas edge left out, the others weighted by the Miles-Lantuejoul factor. Grains
+    with a cell in ``beside_fixed`` (the cells next to the pinned ones) are left out too: they are
+    shaped by the fixed cells, and counting them would let the free grains overshoot."""
     area = np.bincount(labels.ravel())
     n = len(area)
     new = np.zeros(n, bool)
@@ -169,6 +192,11 @@ def _new_mean_ecd(labels: np.ndarray, n_fixed: int) -> float:
         return float("inf")
     inner = new.copy()
     inner[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
+    if beside_fixed is not None:
+        away = inner.copy()
+        away[labels[beside_fixed]] = False
+        if away.sum() >= 10:
+            inner = away
     if inner.sum() < 3:
         return float(np.mean(2 * np.sqrt(area[new] / np.pi)))
     H, W = labels.shape
@@ -209,7 +237,8 @@ def _side_depths(lab: np.ndarray, cap: float, f_t: float = 1.0, f_n: float = 1.0
     radius = (e**2 + L**2 / 4) / (2 * e)  # the circle through the chord's ends with sagitta e
     x = (p - centre[g]) * f_t
     depth = (np.sqrt(np.maximum(radius[g] ** 2 - x**2, 0.0)) - (radius[g] - e[g])) / f_n
-    return g, np.maximum(np.rint(depth), 0).astype(np.int64)
+    # at least one cell everywhere: a border cut at random almost never falls on a grain boundary
+    return g, np.maximum(np.rint(depth), 1).astype(np.int64)
 
 
 def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float = 1.0,
@@ -435,7 +464,7 @@ class _GrowthWork:
 def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work=None, step0=0, start=None,
          progress=True, stop_after_steps=None, workers=-1, max_steps=300, log=print, reach_cells=None,
          input_advantage=INPUT_ADVANTAGE):
-    """Grow the new grains (ids >= ``n_fixed``) until their mean ECD reaches ``target_size``.
+    """Grow the new grains (ids >= ``n_fixed``) until their :func:`counted_size` reaches ``target_size``.
 
     Returns (labels, weights, finished). ``work`` (a :class:`_GrowthWork`) is saved after each step.
     """
@@ -446,13 +475,13 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
     reach = None
     if reach_cells is not None and n_fixed:
         reach = ndimage.distance_transform_edt(~pinned) <= reach_cells
-    d = _new_mean_ecd(labels, n_fixed)
+    d = counted_size(labels, n_fixed)
     start = d if start is None else start
     bar = tqdm(total=100, initial=int(100 * _progress(d, start, target_size)), unit="%", desc="growing",
                disable=not progress)
     step, done = step0, 0
     while step < max_steps and not (work is not None and work.state.get("finished")):
-        d = _new_mean_ecd(labels, n_fixed)
+        d = counted_size(labels, n_fixed)
         if d >= target_size:
             break
         if stop_after_steps is not None and done >= stop_after_steps:
@@ -462,10 +491,10 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
                                  input_advantage, reach)
         step += 1
         done += 1
-        d_new = _new_mean_ecd(new, n_fixed)
+        d_new = counted_size(new, n_fixed)
         # overshooting: keep the state before when it lies closer to the target (decided here, and
         # saved, so that a resumed job makes the same choice)
-        last = d_new >= target_size
+        last = bool(d_new >= target_size)
         if not (last and abs(d - target_size) < abs(d_new - target_size)):
             labels, wgt, d = new, w_new, d_new
         if work is not None:
@@ -521,7 +550,12 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         input_clean, g = clean_with_grains(input_map, phase=phase)
         in_labels = g.labels.astype(np.int64)
         st = grain_statistics(in_labels)
-        target, cv = st["mean_ecd"], st["cv"]
+        cv = st["cv"]
+        # the grains per area of the input fix the size; the mean ECD follows with the spread
+        size = counted_size(in_labels)
+        if not np.isfinite(size) or st["n_interior"] < 5:  # too few grains to count: their mean size
+            size = st["mean_ecd"] * np.sqrt(1 + cv**2)
+        target = size / np.sqrt(1 + cv**2)
         if aspect is None:
             aspect, angle_deg = (st["aspect"], st["angle_deg"]) if st["aspect"] >= 1.15 else (1.0, 0.0)
         if target_quat is None:
@@ -533,13 +567,15 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         raise InputError("nothing to generate from: give an input map or target metrics")
     else:
         target, cv = size_target_from_cond(cond, mean_size)
+        size = target * np.sqrt(1 + cv**2)
     aspect = 1.0 if aspect is None else float(aspect)
     angle_deg = 0.0 if angle_deg is None else float(angle_deg)
     if not np.isfinite(target) or target < 4:
         raise InputError(f"the target mean grain size is {target:.1f} cells; --method growth needs at least 4")
     spread = spread_for_cv(cv)
     start_size = max(target / start_factor, 3.0)
-    key = _key(size=[R, C], place=place, seed=seed, cap=continue_cap, adv=input_advantage, target=round(target, 6), spread=round(spread, 6),
+    key = _key(size=[R, C], place=place, seed=seed, cap=continue_cap, adv=input_advantage, target=round(target, 6),
+               counted=round(size, 6), spread=round(spread, 6),
                aspect=round(aspect, 6), angle=round(angle_deg, 6), start=start_factor, coarse=coarse,
                inp=None if input_clean is None else hashlib.sha1(input_clean.euler.astype(np.float32).tobytes()).hexdigest(),
                cond=None if cond is None else hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest())
@@ -579,10 +615,10 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         wgt = np.ones(n)
         wgt[n_fixed:] = np.exp(rng.normal(0.0, spread, n - n_fixed)) if spread > 0 else 1.0
         work.create({"key": key, "phase": "grow"})
-        work.save(labels, wgt, step=0, rng=rng.bit_generator.state, start=_new_mean_ecd(labels, n_fixed))
+        work.save(labels, wgt, step=0, rng=rng.bit_generator.state, start=counted_size(labels, n_fixed))
     labels = labels.astype(np.int32)
     if work.state["phase"] == "grow":
-        labels, wgt, finished = grow(labels, fixed_c >= 0, n_fixed, wgt, target / f, aspect, angle_deg, rng, work=work,
+        labels, wgt, finished = grow(labels, fixed_c >= 0, n_fixed, wgt, size / f, aspect, angle_deg, rng, work=work,
                                 step0=work.state["step"], start=work.state["start"], progress=progress,
                                 stop_after_steps=stop_after_steps, workers=workers, log=log,
                                 reach_cells=REACH * target / f, input_advantage=input_advantage, max_steps=max_steps)
