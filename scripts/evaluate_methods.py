@@ -20,7 +20,7 @@ extended back to the full map and compared with the truth:
 
 Writes a JSON of all figures and prints a Markdown table.
 
-    python scripts/evaluate_methods.py --methods voronoi growth --out methods_eval.json
+    python scripts/evaluate_methods.py --methods voronoi growth --seeds 0 1 2 --out methods_eval.json
     python scripts/evaluate_methods.py --methods voronoi growth model --model path/to/model
 """
 
@@ -128,32 +128,39 @@ def evaluate_case(name, truth_map, methods, seed, model=None):
     return row
 
 
+def _mean(rs, get):
+    return float(np.mean([get(r) for r in rs]))
+
+
 def table(rows, methods):
-    lines = ["| case | method | border ratio ext / truth (× truth) | straight-run share ext / truth | cut grains continued "
-             "| W1/σ size | perimeter | inertia ratio | coordination | s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """Markdown: one line per case and method (means over the seeds), then the means over the cases."""
+    groups = {}
     for r in rows:
-        t = r["truth"]
-        rv = r["real_vs_real_w1"]
-        lines.append(f"| {r['case']} | real vs real (halves) | {t['border_density_ratio']:.2f} (truth) | "
-                     f"{t['straight_run_share']:.3f} (truth) | | " + " | ".join(f"{rv[k]:.2f}" for k in SHAPE_METRICS) + " | |")
+        groups.setdefault(r["case"].rsplit(" s", 1)[0] if " s" in r["case"] else r["case"], []).append(r)
+    lines = ["| case | method | border ratio (× truth's) | straight-run share | cut grains continued "
+             "| W1/σ size | perimeter | inertia ratio | coordination | s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rs in groups.items():
+        lines.append(f"| {name} | truth; real vs real (halves) | {_mean(rs, lambda r: r['truth']['border_density_ratio']):.2f} | "
+                     f"{_mean(rs, lambda r: r['truth']['straight_run_share']):.3f} | | "
+                     + " | ".join(f"{_mean(rs, lambda r: r['real_vs_real_w1'][k]):.2f}" for k in SHAPE_METRICS) + " | |")
         for mth in methods:
-            m = r["methods"][mth]
-            lines.append(f"| {r['case']} | {mth} | {m['border_density_ratio']:.2f} ({m['border_ratio_vs_truth']:.2f}×) | "
-                         f"{m['straight_run_share']:.3f} | {100 * m['continued_fraction']:.0f} % of {m['n_cut_grains']} | "
-                         + " | ".join(f"{m['w1'][k]:.2f}" for k in SHAPE_METRICS) + f" | {m['seconds']:.1f} |")
-    # summary over cases
+            def g(key, sub=None):
+                return _mean(rs, (lambda r: r["methods"][mth][key]) if sub is None else (lambda r: r["methods"][mth][key][sub]))
+            lines.append(f"| {name} | {mth} | {g('border_density_ratio'):.2f} ({g('border_ratio_vs_truth'):.2f}×) | "
+                         f"{g('straight_run_share'):.3f} | {100 * g('continued_fraction'):.0f} % of {rs[0]['methods'][mth]['n_cut_grains']} | "
+                         + " | ".join(f"{g('w1', k):.2f}" for k in SHAPE_METRICS) + f" | {g('seconds'):.1f} |")
     lines.append("")
-    lines.append("| method | mean border ratio × truth | worst | mean continued | worst | mean W1/σ size | perimeter "
+    lines.append("| method | mean border ratio × truth | worst case | mean continued | worst case | mean W1/σ size | perimeter "
                  "| inertia ratio | coordination |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for mth in methods:
-        br = [r["methods"][mth]["border_ratio_vs_truth"] for r in rows]
-        cf = [r["methods"][mth]["continued_fraction"] for r in rows]
-        w = {k: np.mean([r["methods"][mth]["w1"][k] for r in rows]) for k in SHAPE_METRICS}
+        br = [_mean(rs, lambda r: r["methods"][mth]["border_ratio_vs_truth"]) for rs in groups.values()]
+        cf = [_mean(rs, lambda r: r["methods"][mth]["continued_fraction"]) for rs in groups.values()]
+        w = {k: _mean(rows, lambda r: r["methods"][mth]["w1"][k]) for k in SHAPE_METRICS}
         lines.append(f"| {mth} | {np.mean(br):.2f} | {np.max(br):.2f} | {100 * np.mean(cf):.0f} % | {100 * np.min(cf):.0f} % | "
                      + " | ".join(f"{w[k]:.2f}" for k in SHAPE_METRICS) + " |")
-    rv = {k: np.mean([r["real_vs_real_w1"][k] for r in rows]) for k in SHAPE_METRICS}
-    lines.append("| real vs real | | | | | " + " | ".join(f"{rv[k]:.2f}" for k in SHAPE_METRICS) + " |")
+    rv = {k: _mean(rows, lambda r: r["real_vs_real_w1"][k]) for k in SHAPE_METRICS}
+    lines.append("| real vs real (halves of the truth) | | | | | " + " | ".join(f"{rv[k]:.2f}" for k in SHAPE_METRICS) + " |")
     return "\n".join(lines)
 
 
@@ -163,7 +170,7 @@ def main():
     ap.add_argument("--model", type=Path, help="model folder for the 'model' method (default: the shipped one)")
     ap.add_argument("--size", type=int, default=192, help="side of the synthetic maps")
     ap.add_argument("--no-real", action="store_true", help="synthetic maps only")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one extension per case and seed")
     ap.add_argument("--out", type=Path, default=Path("methods_eval.json"))
     a = ap.parse_args()
     model = None
@@ -172,8 +179,11 @@ def main():
 
         model = load_pipeline(str(a.model) if a.model else None, "cpu")
     t0 = time.time()
-    rows = [evaluate_case(name, m, a.methods, a.seed, model) for name, m in cases(a.size, not a.no_real)]
-    doc = {"methods": a.methods, "seed": a.seed, "seconds": time.time() - t0, "cases": rows}
+    rows = []
+    for name, m in cases(a.size, not a.no_real):
+        for seed in a.seeds:
+            rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model))
+    doc = {"methods": a.methods, "seeds": a.seeds, "seconds": time.time() - t0, "cases": rows}
     a.out.write_text(json.dumps(doc, indent=1, default=float))
     print()
     print(table(rows, a.methods))
