@@ -26,7 +26,8 @@ CHANNELS = {"euler": 3, "quat": 4}
 """Number of tensor channels of each representation."""
 
 DEFAULT = "quat"
-"""The default encoding: measured better than 'euler' by VAE round-trip error (bench/RESULTS_train.md)."""
+"""The default orientation encoding (latent models): measured better than 'euler' by VAE round-trip error
+(bench/RESULTS.md, section "Representation and VAE factor: round trip")."""
 
 _EULER_RANGE = np.array([2 * np.pi, np.pi, 2 * np.pi])
 
