@@ -128,8 +128,8 @@ def test_kill_and_resume_gives_the_uninterrupted_map(pipe, small_input, tmp_path
     resumed = extend(pipe, small_input, (90, 90), work_dir=tmp_path / "job", resume=True, **kw)
     np.testing.assert_allclose(resumed.map.euler, full.map.euler, atol=1e-6)
     assert not (tmp_path / "job").exists()  # the work folder goes once the map is written
+    assert extend(pipe, small_input, (90, 90), work_dir=tmp_path / "job2", stop_after_waves=1, **kw) is None
     with pytest.raises(InputError, match="other options"):
-        extend(pipe, small_input, (90, 90), work_dir=tmp_path / "job2", stop_after_waves=1, **kw)
         extend(pipe, small_input, (90, 91), work_dir=tmp_path / "job2", resume=True, **kw)
 
 
@@ -140,6 +140,36 @@ def test_bad_sizes_are_refused(pipe, small_input):
         extend(pipe, small_input.crop(0, 0, 10, 40), (64, 64), progress=False)
     with pytest.raises(InputError, match="smaller than the input"):
         extend(pipe, small_input, (40, 40), progress=False)
+
+
+def test_prepare_scales_the_grid_by_the_median_grain_size_and_says_when_it_replaces_metrics(small_input):
+    from infinityebsd.metrics import conditioning_tensor, metrics_of
+    from infinityebsd.pipeline.extend import prepare
+
+    t = metrics_of(small_input)
+    med = float(np.median(t.size))
+    info = {"grain_size_range_cells": [2 * med, 8 * med]}  # geometric middle 4 × the median: f = 4
+    given = conditioning_tensor(t)
+    logs = []
+    prep = prepare((60, 50), 32, info, small_input, cond=given, log=logs.append)
+    assert prep.f == pytest.approx(4.0)
+    assert prep.grid == (240, 200) and prep.grid_box[2:] == (4 * 48, 4 * 40) and prep.box[2:] == (48, 40)
+    assert len(logs) == 2 and "median grain size" in logs[0] and "replaced" in logs[1]
+    assert not np.array_equal(np.nan_to_num(prep.cond), np.nan_to_num(given))
+    logs.clear()
+    prep = prepare((60, 50), 32, info, small_input, log=logs.append)  # nothing given, nothing replaced
+    assert len(logs) == 1 and "replaced" not in logs[0]
+    # without an input, the caller's median sets the scale and its metrics are kept as given
+    prep = prepare((60, 50), 32, info, None, cond=given, median_size=med / 2, log=logs.append)
+    assert prep.f == pytest.approx(8.0) and prep.cond is given and prep.grid_input is None
+
+
+def test_the_noise_error_names_the_minimum_grain_area_in_use(rng):
+    from infinityebsd.pipeline.extend import postprocess
+
+    noise = rng.uniform(0, 1, (40, 40, 3)) * np.array([2 * np.pi, np.pi, 2 * np.pi])
+    with pytest.raises(InputError, match="no grain of at least 50 cells"):
+        postprocess(noise, None, None, min_area=50)
 
 
 def run_cli(*args):
@@ -218,7 +248,7 @@ def test_cli_generation_errors(tiny_model, small_input, tmp_path):
 
 
 def test_target_json_in_micrometres_matches_cells(tmp_path):
-    from infinityebsd.pipeline.targets import cond_from_json
+    from infinityebsd.pipeline.targets import cond_from_json, target_from_json
 
     sizes = np.random.default_rng(0).gamma(4, 5, 500)
     import json
@@ -226,12 +256,21 @@ def test_target_json_in_micrometres_matches_cells(tmp_path):
     (tmp_path / "um.json").write_text(json.dumps(
         {"units": "um", "step": 2.0, "metrics": {"size": {"values": (sizes * 2).tolist()}}}))
     (tmp_path / "cells.json").write_text(json.dumps({"metrics": {"size": {"values": sizes.tolist()}}}))
-    a, ma = cond_from_json(tmp_path / "um.json")
-    b, mb = cond_from_json(tmp_path / "cells.json")
-    np.testing.assert_allclose(a[0], b[0], rtol=1e-6, atol=1e-6)
-    assert np.isnan(a[1:]).all() and ma == pytest.approx(mb)
+    a = target_from_json(tmp_path / "um.json")
+    b = target_from_json(tmp_path / "cells.json")
+    np.testing.assert_allclose(a.cond[0], b.cond[0], rtol=1e-6, atol=1e-6)
+    assert np.isnan(a.cond[1:]).all()
+    for t in (a, b):  # the median sets a model's grid scale, the mean is grain growth's target
+        assert t.median_size == pytest.approx(np.median(sizes)) and t.mean_size == pytest.approx(sizes.mean())
+    assert cond_from_json(tmp_path / "cells.json")[1] == pytest.approx(sizes.mean())
+    # a histogram: 1/4 of the grains in [0, 10), 3/4 in [10, 30): the median lies a third into the
+    # second bin, the mean is 0.25 * 5 + 0.75 * 20
+    (tmp_path / "hist.json").write_text(json.dumps(
+        {"metrics": {"size": {"edges": [0, 10, 30], "density": [0.025, 0.0375]}}}))
+    h = target_from_json(tmp_path / "hist.json")
+    assert h.median_size == pytest.approx(10 + 20 / 3) and h.mean_size == pytest.approx(16.25)
     for name in ("target_metrics.json", "sizes_only.json"):
-        c, _ = cond_from_json(REPO / "src" / "infinityebsd" / "examples" / name)
+        c = target_from_json(REPO / "src" / "infinityebsd" / "examples" / name).cond
         assert np.isfinite(c[0]).all()
 
 

@@ -44,12 +44,5 @@ def seed_option(f):
                         help="Random seed; the same seed gives the same result.")(f)
 
 
-# Command modules register themselves on `main` when imported.
-from . import analysis  # noqa: E402,F401
-
-for _optional in ("synth", "learn", "generate", "evaluate"):
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet
-        if _exc.name != f"{__name__}.{_optional}":
-            raise
+# Command modules register themselves on `main` when imported (after it exists: they import it).
+from . import analysis, evaluate, generate, learn, synth  # noqa: E402,F401

@@ -9,8 +9,14 @@ import time
 import click
 import numpy as np
 
+from .._shared import atomic_write_bytes
+from ..errors import SymmetryError
+from ..io import write_ctf
 from . import main
 from .params import OutputFile, existing, read_map_checked, wrote
+
+# Grains and metrics (scipy, scikit-image) and the figures (matplotlib) are imported inside the
+# commands, so that `infinityebsd --help` stays fast.
 
 PHASE_OPT = click.option("--phase", default=None, metavar="NAME",
                          help="Phase to analyse in a multiphase map (by name, as `info` lists).")
@@ -67,7 +73,6 @@ def clean(map_path, output, threshold, min_area, no_twins, phase):
       infinityebsd clean duplex.ang --phase austenite/austenite -o austenite.ctf
     """
     from ..grains import clean_with_grains
-    from ..io import write_ctf
 
     before = existing(output)
     m = read_map_checked(map_path)
@@ -106,8 +111,6 @@ def metrics(map_path, json_path, plot_path, exclude_border, no_clean, threshold,
                        **({} if no_clean else {"min_area": min_area, "merge_twins": not no_twins}))
     dists = distributions(table, exclude_border=exclude_border)
     if json_path:
-        from ..io._grid import atomic_write_bytes
-
         doc = metrics_document(table, dists)
         doc["exclude_border"] = bool(exclude_border)
         atomic_write_bytes(json_path, [json.dumps(doc).encode()])
@@ -139,7 +142,6 @@ def plot(map_path, output, phase):
     Example:
       infinityebsd plot scan.ctf -o ipf.png
     """
-    from ..errors import SymmetryError
     from ..evaluate.plots import plot_ipf
 
     before = existing(output)

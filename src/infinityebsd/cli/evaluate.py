@@ -7,8 +7,12 @@ import os
 import click
 
 from ..errors import InputError
+from ..evaluate.seams import plan_beside, read_plan
 from . import main, seed_option
 from .params import OutputFolder, read_map_checked
+
+# The measurements (scipy, scikit-image) and the report (matplotlib) are imported inside the
+# commands, so that `infinityebsd --help` stays fast.
 
 
 def _parse_box(text):
@@ -85,7 +89,7 @@ def evaluate_cmd(map_path, target_path, target_json, truth_path, input_box, plan
       infinityebsd evaluate extended.ctf --truth full_real.ctf --input-box 132,132,512,512 --report report/
     """
     from ..evaluate.report import evaluate
-    from ..evaluate.spatial import plan_beside, read_plan, table_from_metrics_json
+    from ..metrics import read_metrics_json
 
     if target_path and target_json:
         raise InputError("give either --target or --target-metrics, not both")
@@ -101,7 +105,7 @@ def evaluate_cmd(map_path, target_path, target_json, truth_path, input_box, plan
         stages("reading maps")
         gen = read_map_checked(map_path)
         target = read_map_checked(target_path) if target_path else None
-        ttab = table_from_metrics_json(target_json) if target_json else None
+        ttab = read_metrics_json(target_json) if target_json else None
         truth = read_map_checked(truth_path) if truth_path else None
         names = {"generated": os.path.basename(map_path),
                  "target": os.path.basename(target_path or target_json or truth_path),

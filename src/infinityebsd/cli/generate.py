@@ -8,11 +8,17 @@ from pathlib import Path
 
 import click
 
+from .._shared import atomic_write_bytes
 from ..errors import InputError
+from ..io import write_ctf
+from ..pipeline.planner import describe, make_plan, place_input
 from . import main, seed_option
 from .params import OutputFile, OutputFolder, claim_side_files, existing, parse_size, read_map_checked, side_files, wrote
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "morph"
+
+# The models, the pipelines that run them (torch, diffusers), the metrics (scipy, scikit-image) and the
+# figures (matplotlib) are imported inside the commands that need them: `infinityebsd --help` stays fast.
 
 
 # Written beside -o OUT.ctf; never replace an existing file unless --force (see params.py).
@@ -88,8 +94,10 @@ def target_step(path) -> tuple[float, float]:
 
 
 def load_pipeline(model_dir, device):
-    from ..models.ldm import load_model
+    from ..models.ldm import load_model, read_info
+    from ..models.morph import is_pixel_model
     from ..pipeline.inpaint import InpaintPipeline
+    from ..pipeline.morph import MorphPipeline
 
     folder = Path(model_dir) if model_dir else DEFAULT_MODEL
     if not folder.is_dir():
@@ -97,9 +105,6 @@ def load_pipeline(model_dir, device):
             raise InputError(f"{folder}: no such model folder")
         raise InputError("no model is shipped with this installation; pass --model DIR (train one with "
                          "'infinityebsd train-vae' and 'infinityebsd train')")
-    from ..models.ldm import read_info
-    from ..models.morph import is_pixel_model
-
     try:
         pixel = is_pixel_model(read_info(folder))
     except ValueError:  # a corrupt infinityebsd.json
@@ -125,8 +130,6 @@ def load_pipeline(model_dir, device):
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     if pixel:
-        from ..pipeline.morph import MorphPipeline
-
         return MorphPipeline(model, device=device, dtype=dtype, folder=folder)
     return InpaintPipeline(model, device=device, dtype=dtype)
 
@@ -134,8 +137,6 @@ def load_pipeline(model_dir, device):
 def write_outputs(result, path) -> list[str]:
     """The CTF, its plan (``<stem>.plan.json``), IPF picture (``<stem>.png``) and metrics JSON."""
     from ..evaluate.plots import plot_ipf
-    from ..io import write_ctf
-    from ..io._grid import atomic_write_bytes
     from ..metrics import distributions, metrics_document, metrics_of
 
     path = Path(path)
@@ -150,7 +151,6 @@ def write_outputs(result, path) -> list[str]:
 
 def _show_plan(plan, output):
     from ..evaluate.plots import _pyplot, save_figure
-    from ..pipeline.planner import describe
 
     click.echo(describe(plan))
     for k, wave in enumerate(plan.waves):
@@ -177,13 +177,13 @@ def _show_plan(plan, output):
     click.echo(f"wrote {out}")
 
 
-def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap,
+def _run(pipe, input_map, size, cond, median_size, output, seed, steps, scheduler, guidance, batch, overlap,
          resume, plan_only, report, place="center", phase=None, target_map=None, refine=False, step=None,
-         before=frozenset(), resample=None):
+         before=frozenset(), resample=None, mean_size=None):
     """Plan or run the generation and write the outputs. ``step`` (µm, (y, x)) is the output's cell
-    size: the input map's for extend, the target's for generate."""
-    from ..pipeline.extend import extend
-    from ..pipeline.planner import make_plan, place_input
+    size: the input map's for extend, the target's for generate. Without an input map, the target's
+    median grain size (cells) sets a model's grid scale and its mean is grain growth's size target."""
+    from ..pipeline import extend as extend_module  # looked up at call time: tests stand in for extend()
 
     if plan_only and pipe is None:
         raise InputError("--plan draws the model's windows; --method growth has none")
@@ -199,10 +199,11 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
         res = extend_growth(input_map, size, cond=cond, place=place, seed=seed, work_dir=work, resume=resume,
                             mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase)
     else:
-        res = extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps, scheduler=scheduler,
-                     guidance=guidance, batch=batch, overlap=overlap, work_dir=work, resume=resume,
-                     mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase, refine=refine,
-                     resample=resample)
+        res = extend_module.extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps,
+                                   scheduler=scheduler, guidance=guidance, batch=batch, overlap=overlap,
+                                   work_dir=work, resume=resume, median_size=median_size,
+                                   log=lambda s: click.echo(s, err=True), phase=phase, refine=refine,
+                                   resample=resample)
     if res is None:  # a helper process of a multi-process job: the first one writes the outputs
         return
     if step is not None:  # the generated cells have the target's size, whatever extend() assumed
@@ -213,7 +214,7 @@ def _run(pipe, input_map, size, cond, mean_size, output, seed, steps, scheduler,
         from ..evaluate.report import evaluate
 
         target = target_map if target_map is not None else input_map
-        evaluate(res.map, target=target, plan=json.loads(res.plan.to_json()), report_dir=report, seed=seed,
+        evaluate(res.map, target=target, plan=res.plan, report_dir=report, seed=seed,
                  progress=lambda s: click.echo(f"report: {s}", err=True))
         click.echo(f"wrote report to {report}")
 
@@ -284,7 +285,7 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
       infinityebsd generate --like reference.ctf --size 3072x3072 -o new.ctf
       infinityebsd generate --metrics target.json --size 1024x1024 -o new.ctf
     """
-    from ..pipeline.targets import cond_from_json, cond_from_map
+    from ..pipeline.targets import target_from_json, target_from_map
 
     if bool(like_path) == bool(metrics_path):
         raise InputError("give exactly one of --like MAP or --metrics FILE.json")
@@ -296,11 +297,12 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
     ref = None
     if like_path:
         ref = read_map_checked(like_path)
-        cond, mean_size = cond_from_map(ref, phase)
+        target = target_from_map(ref, phase)
         step = ref.step
     else:
-        cond, mean_size = cond_from_json(metrics_path)
+        target = target_from_json(metrics_path)
         step = target_step(metrics_path)
     pipe = load_pipeline(model_dir, device) if method == "model" else None
-    _run(pipe, None, size, cond, mean_size, output, seed, steps, scheduler, guidance, batch, overlap, resume,
-         plan_only, report, target_map=ref, refine=refine, step=step, before=before, resample=resample)
+    _run(pipe, None, size, target.cond, target.median_size, output, seed, steps, scheduler, guidance, batch, overlap,
+         resume, plan_only, report, target_map=ref, refine=refine, step=step, before=before, resample=resample,
+         mean_size=target.mean_size)

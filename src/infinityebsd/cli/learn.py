@@ -6,8 +6,12 @@ from pathlib import Path
 
 import click
 
+from ..data.augment import VARIANT_NAMES
 from . import main, seed_option
 from .params import OutputFolder
+
+# The dataset builder and the trainings (torch, diffusers) are imported inside the commands, so that
+# `infinityebsd --help` stays fast.
 
 # The shipped configs, read from the package so the help can never miss one.
 CONFIG_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
@@ -68,7 +72,6 @@ def dataset_cmd(inputs, output, patch, overlap, augment_mode, shard_size, thresh
       infinityebsd dataset corpus/ real_maps/*.ctf -o data/ --patch 256
       infinityebsd dataset scans/ -o data512/ --patch 512 --augment pixel
     """
-    from ..data.augment import VARIANT_NAMES
     from ..data.dataset import build_dataset
 
     variants = ("identity",) if augment_mode == "none" else VARIANT_NAMES

@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 
 import click
+import numpy as np
 
 from ..errors import InputError, SymmetryError
+from ..io import read_map
 
 # What matplotlib writes with its default backend and Pillow (a matplotlib dependency); a test saves one
 # figure in each so the list cannot promise a format that fails.
@@ -140,8 +142,6 @@ def parse_size(text: str, option: str = "--size", minimum: int = 1) -> tuple[int
 def check_cubic(m, path) -> None:
     """Refuse, with what is supported, a map none of whose indexed phases is cubic m-3m (e.g. a
     Zircaloy scan): asking for ``--phase`` there would be advice the user cannot follow."""
-    import numpy as np
-
     present = [int(k) for k in np.unique(m.phase_id) if 0 < k <= len(m.phases)]
     phases = [m.phases[k - 1] for k in present]
     if phases and not any(p.is_cubic for p in phases):
@@ -158,8 +158,6 @@ def read_map_checked(path, cubic: bool = True):
     problem with that file, so it becomes one line too, naming the exception so that the reader's gap
     can be reported and closed.
     """
-    from ..io import read_map
-
     try:
         m = read_map(path)
     except (InputError, FileNotFoundError, PermissionError, IsADirectoryError, MemoryError):

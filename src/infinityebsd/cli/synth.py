@@ -6,9 +6,15 @@ import os
 
 import click
 
+from ..crystal import quat_to_euler
+from ..data.texture import parse_texture
 from ..errors import InputError
+from ..io import EBSDMap, Phase, write_ctf
 from . import main, seed_option
 from .params import OutputFile, OutputFolder, existing, parse_size, wrote
+
+# The simulations (data.synth: scipy, scikit-image) are imported inside the commands, so that
+# `infinityebsd --help` stays fast.
 
 MIN_SIDE = 8  # smaller maps hold too few grains for the simulation's statistics
 
@@ -49,10 +55,6 @@ def synth(output, size, grain_size, method, aspect, angle, texture, bimodal, siz
       infinityebsd synth -o voronoi.ctf --method voronoi --size 512x512 --grain-size 30
     """
     from ..data.synth import synth_grains
-    from ..crystal import quat_to_euler
-    from ..io import EBSDMap, Phase, write_ctf
-
-    from ..data.texture import parse_texture
 
     shape = parse_size(size, minimum=MIN_SIDE)
     texture = parse_texture(texture)  # report a bad --texture before any work

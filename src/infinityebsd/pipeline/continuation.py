@@ -18,6 +18,7 @@ import numpy as np
 
 from ..crystal import disorientation_angle, euler_to_quat, quat_to_euler
 from ..grains import reconstruct
+from ..grains.labels import best_per_group
 from ..io import EBSDMap
 
 SEGMENT_DEG = 5.0
@@ -58,12 +59,13 @@ def continue_grains(euler: np.ndarray, known: np.ndarray, decoded: np.ndarray, s
     pairs, counts = np.unique(key, return_counts=True)
     s_of, g_of = pairs // gk.n, pairs % gk.n
     total = np.bincount(s_of, weights=counts, minlength=n_seg)
-    # the winning known grain per segment: sort by count so the last write per segment is the largest
-    order = np.argsort(counts, kind="stable")
+    # the winning known grain per segment; pairs run in reverse key order so that a tie goes to the
+    # higher grain id, as it always has (best_per_group keeps the earliest of equal scores)
+    segs, idx = best_per_group(s_of[::-1], counts[::-1])
     best_g = np.full(n_seg, -1)
     best_c = np.zeros(n_seg)
-    best_g[s_of[order]] = g_of[order]
-    best_c[s_of[order]] = counts[order]
+    best_g[segs] = g_of[::-1][idx]
+    best_c[segs] = counts[::-1][idx]
     ok = (best_g >= 0) & (best_c >= min_cells) & (best_c >= min_share * np.maximum(total, 1))
     gen = np.flatnonzero(~k)
     g = np.where(ok[seg[gen]], best_g[seg[gen]], -1)

@@ -1,58 +1,61 @@
 """Extension of a map to any size, and generation from metrics alone (the paper's sections 3.6–3.7).
 
-Both run the same loop: a :class:`~.planner.Plan` of windows in waves, each wave denoised in batches
-by :class:`~.inpaint.InpaintPipeline`, the canvas saved after every wave so that a killed job
-resumes where it stopped, then the paper's post-processing (the ``clean`` pre-processing) applied to
-the generated cells without touching the input.
+With a morphology model the job is :func:`~.morph_extend.extend_morph`. With a latent model,
+:func:`extend` runs these steps, each a function:
+
+1. :func:`prepare` — clean the input, choose the grid scale so its grains fall in the model's
+   trained range (:func:`grain_scale`, on the *median* grain size), the input on that grid;
+2. :func:`~.planner.make_plan` — windows in waves on that grid;
+3. :func:`open_work` then :func:`run_plan` — each wave denoised in batches by
+   :class:`~.inpaint.InpaintPipeline`, the canvas saved after every wave so that a killed job resumes
+   where it stopped (several processes share each wave: :func:`processes`);
+4. :func:`finish` — back to the output grid, the input pasted back exactly, the paper's
+   post-processing (:func:`postprocess`, the ``clean`` pre-processing) applied to the generated cells
+   without touching the input, and optionally matching crystallography (:func:`refine_orientations`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._shared import atomic_write_text
+from ..crystal import quat_to_euler
 from ..errors import InputError
-from ..grains import clean_with_grains
+from ..grains import clean_with_grains, reconstruct
 from ..io import EBSDMap
-from ..io._grid import atomic_write_bytes
 from ..metrics import conditioning_tensor, grain_table, metrics_of
+from .crystallography import match_crystallography, target_disorientation_hist
+from .morph_extend import resize_nearest
 from .planner import Plan, make_plan, place_input
+from .result import Result
+
+__all__ = ["GENERATED_SEGMENT_DEG", "Prepared", "Result", "extend", "finish", "grain_scale", "job_key",
+           "open_work", "postprocess", "prepare", "processes", "refine_orientations", "run_plan"]
 
 
-@dataclass
-class Result:
-    map: EBSDMap
-    plan: Plan
-    scale: float
-    input_box: tuple | None
-
-
-def _resize_nearest(a: np.ndarray, shape) -> np.ndarray:
-    """Nearest-neighbour resampling of the first two axes to ``shape``."""
-    r = np.minimum((np.arange(shape[0]) + 0.5) * a.shape[0] / shape[0], a.shape[0] - 1).astype(int)
-    c = np.minimum((np.arange(shape[1]) + 0.5) * a.shape[1] / shape[1], a.shape[1] - 1).astype(int)
-    return a[r][:, c]
-
-
-def grain_scale(mean_size: float, info: dict, log=print) -> float:
-    """Factor by which to stretch the cell grid so grains of typical size ``mean_size`` cells (ECD)
-    fall in the model's trained range (``info['grain_size_range_cells']``); 1.0 when already inside."""
+def grain_scale(median_size: float, info: dict, log=print) -> float:
+    """Factor by which to stretch the cell grid so grains of median size ``median_size`` cells (ECD)
+    fall in the model's trained range (``info['grain_size_range_cells']``, a range of per-patch
+    medians); 1.0 when already inside."""
     rng = info.get("grain_size_range_cells") or info.get("grain_size_range")
-    if not rng or not np.isfinite(mean_size) or mean_size <= 0:
+    if not rng or not np.isfinite(median_size) or median_size <= 0:
         return 1.0
     lo, hi = float(rng[0]), float(rng[1])
-    if lo <= mean_size <= hi:
+    if lo <= median_size <= hi:
         return 1.0
     target = float(np.sqrt(lo * hi))
-    f = target / mean_size
-    log(f"grain size {mean_size:.1f} cells lies outside the model's range {lo:g}-{hi:g}: generating on a "
-        f"grid rescaled by {f:.2f} and resampling back")
+    f = target / median_size
+    log(f"median grain size {median_size:.1f} cells lies outside the model's range {lo:g}-{hi:g}: generating "
+        f"on a grid rescaled by {f:.2f} and resampling back")
     return f
 
 
@@ -66,6 +69,64 @@ def processes():
 
     # without a GPU, cpu=True makes Accelerate set up gloo (else each process would run alone)
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+@dataclass
+class Prepared:
+    """What a latent job needs from its input (step 1): sizes, the grid scale ``f`` (grid cells per
+    output cell), the conditioning the network reads, and the cleaned input on both grids."""
+
+    size: tuple[int, int]              # output cells
+    grid: tuple[int, int]              # the grain-scale grid, at least one window large
+    f: float
+    cond: np.ndarray
+    input_clean: EBSDMap | None = None
+    grid_input: np.ndarray | None = None  # the cleaned input's angles on the grain-scale grid
+    grid_box: tuple | None = None      # input box on the grain-scale grid
+    box: tuple | None = None           # input box on the output grid
+
+
+def prepare(size, patch: int, info: dict, input_map: EBSDMap | None = None, cond=None, place: str = "center",
+            median_size: float | None = None, phase: str | None = None, log=print) -> Prepared:
+    """Step 1: clean the input, choose the grain-scale grid and the conditioning.
+
+    ``median_size`` (median grain ECD, cells) sets the scale when there is no input; with an input,
+    the input's own median is used. ``cond`` defaults to the cleaned input's conditioning tensor; on a
+    rescaled grid the network reads the rescaled input's metrics instead (a given ``cond`` is then
+    replaced, and the log says so)."""
+    R, C = int(size[0]), int(size[1])
+    input_clean = table = None
+    if input_map is not None:
+        h, w = input_map.shape
+        if min(h, w) < patch // 2:
+            raise InputError(f"the input is {h}x{w} cells; this model needs at least {patch // 2} cells per side "
+                             f"(half its {patch}-cell window)")
+        if h > R or w > C:
+            raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
+        input_clean, g = clean_with_grains(input_map, phase=phase)
+        table = grain_table(g.labels, g.quat, input_clean.step)
+        median_size = float(np.median(table.size))  # the model records median sizes per patch
+    elif cond is None:
+        raise InputError("nothing to generate from: give an input map or target metrics")
+    f = grain_scale(median_size, info, log) if median_size else 1.0
+    # generate on a grid stretched by f (nearest neighbour), at least one window large
+    grid = (max(patch, int(round(R * f))), max(patch, int(round(C * f))))
+    if input_clean is None:
+        return Prepared(size=(R, C), grid=grid, f=f, cond=cond)
+    hs, ws = int(round(input_clean.shape[0] * f)), int(round(input_clean.shape[1] * f))
+    if min(hs, ws) < patch // 2:
+        raise InputError("after rescaling to the model's grain-size range the input is smaller than half "
+                         "a window; give a larger input map")
+    grid_input = resize_nearest(input_clean.euler, (hs, ws))
+    if f != 1.0:
+        if cond is not None:
+            log(f"the given target metrics are replaced by those of the input rescaled by {f:.2f}, "
+                "which the model reads at its own grain scale")
+        cond = conditioning_tensor(metrics_of(EBSDMap.from_euler(grid_input), clean=True))
+    elif cond is None:
+        cond = conditioning_tensor(table)
+    return Prepared(size=(R, C), grid=grid, f=f, cond=cond, input_clean=input_clean, grid_input=grid_input,
+                    grid_box=place_input(grid, (hs, ws), place), box=place_input((R, C), input_clean.shape, place))
 
 
 class _Work:
@@ -93,10 +154,63 @@ class _Work:
     def save(self):
         self.canvas.flush()
         self.known.flush()
-        atomic_write_bytes(self.folder / "state.json", [json.dumps(self.state).encode()])
+        atomic_write_text(self.folder / "state.json", json.dumps(self.state))
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def job_key(prep: Prepared, **options) -> str:
+    """What a saved job must match to be resumed: the options, the conditioning and the input."""
+    cond = hashlib.sha1(np.nan_to_num(np.asarray(prep.cond, np.float32)).tobytes()).hexdigest()
+    inp = None if prep.grid_input is None else hashlib.sha1(prep.grid_input.astype(np.float32).tobytes()).hexdigest()
+    kw = dict(options, size=list(prep.size), f=prep.f, cond=cond, inp=inp)
+    return hashlib.sha1(json.dumps(kw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def open_work(prep: Prepared, plan: Plan, key: str, work_dir=None, resume: bool = False, state=None,
+              log=print) -> tuple[_Work, str | None]:
+    """Step 3a: the job's work folder, resumed (same ``key``) or created with the input on the canvas.
+    Returns it and the temporary folder made when ``work_dir`` is None (to remove at the end).
+
+    Each process keeps its own canvas (no shared file system needed): the first in ``work_dir``,
+    process k in ``work_dir/rank-k``."""
+    rank = state.process_index if state is not None else 0
+    tmp = None
+    if work_dir is None:
+        work_dir = tmp = tempfile.mkdtemp(prefix="infinityebsd-")
+    work = _Work(Path(work_dir) / f"rank-{rank}" if rank else work_dir)
+    resuming = resume and work.exists()
+    if resuming:
+        work.open()
+        if work.state.get("key") != key:
+            raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
+                             "without --resume to start again")
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        saved = gather_object([work.state["waves_done"] if resuming else -1])
+        if resume and len(set(saved)) > 1:
+            raise InputError(f"{work_dir}: the processes of this job were stopped at different waves; "
+                             "run without --resume to start again")
+        if rank == 0:
+            log(f"{state.num_processes} processes share the windows of each wave")
+    if resuming:
+        if rank == 0:
+            log(f"resuming after wave {work.state['waves_done']} of {len(plan.waves)}")
+        return work, tmp
+    # the first process (re)creates work_dir, which holds the others' folders
+    if rank > 0:
+        state.wait_for_everyone()
+    work.create(prep.grid, {"key": key, "waves_done": 0, "plan": plan.to_json()})
+    if prep.grid_input is not None:
+        r0, c0, hs, ws = prep.grid_box
+        work.canvas[r0:r0 + hs, c0:c0 + ws] = prep.grid_input
+        work.known[r0:r0 + hs, c0:c0 + ws] = True
+    work.save()
+    if rank == 0 and state is not None:
+        state.wait_for_everyone()
+    return work, tmp
 
 
 def run_plan(pipe, plan: Plan, work: _Work, cond, seed: int, steps: int, scheduler: str, guidance: float,
@@ -151,6 +265,8 @@ def _window_slice(plan: Plan, i: int):
     return slice(r, r + plan.patch), slice(c, c + plan.patch)
 
 
+_CLEAN_DEFAULTS = inspect.signature(clean_with_grains).parameters  # min_area: one definition, there
+
 GENERATED_SEGMENT_DEG = 5.0
 """First-segmentation threshold for generated maps: decoded boundaries are blurred over a few cells,
 which a 10° neighbour threshold would bridge (merging grains); see ``clean_with_grains``."""
@@ -168,8 +284,9 @@ def postprocess(canvas_euler: np.ndarray, input_box, input_clean: EBSDMap | None
     try:
         cm, g = clean_with_grains(m, **clean_options)
     except InputError:
-        raise InputError("the generated map holds no grain of at least 10 cells, only noise: the model "
-                         "is untrained or does not fit these metrics") from None
+        min_area = clean_options.get("min_area", _CLEAN_DEFAULTS["min_area"].default)
+        raise InputError(f"the generated map holds no grain of at least {min_area} cells, only noise: the "
+                         "model is untrained or does not fit these metrics") from None
     out = cm.euler.copy()
     if input_box is None or input_clean is None:
         return out
@@ -208,10 +325,6 @@ def postprocess(canvas_euler: np.ndarray, input_box, input_clean: EBSDMap | None
 
 def refine_orientations(euler, input_box, input_clean, cond, seed=0):
     """Matching crystallography on a post-processed canvas; input grains keep their orientations."""
-    from ..crystal import quat_to_euler
-    from ..grains import reconstruct
-    from .crystallography import match_crystallography, target_disorientation_hist
-
     m = EBSDMap.from_euler(euler)
     g = reconstruct(m)
     t = grain_table(g.labels, g.quat)
@@ -233,14 +346,35 @@ def refine_orientations(euler, input_box, input_clean, cond, seed=0):
     return out
 
 
-def _options_hash(**kw) -> str:
-    return hashlib.sha1(json.dumps(kw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def finish(prep: Prepared, plan: Plan, work: _Work, refine: bool = False, seed: int = 0) -> Result:
+    """Step 4: the canvas on the output grid with the input pasted back exactly, post-processed
+    (:func:`postprocess`), optionally refined (:func:`refine_orientations`), and the plan in output cells."""
+    R, C = prep.size
+    canvas = np.asarray(work.canvas, dtype=np.float64)
+    if prep.f != 1.0:
+        canvas = resize_nearest(canvas, (R, C))
+    if prep.input_clean is not None:
+        r0, c0, h, w = prep.box
+        canvas[r0:r0 + h, c0:c0 + w] = prep.input_clean.euler
+    euler = postprocess(canvas, prep.box, prep.input_clean)
+    if refine:
+        euler = refine_orientations(euler, prep.box, prep.input_clean, prep.cond, seed)
+    ref = prep.input_clean
+    m = EBSDMap.from_euler(euler, step=ref.step if ref is not None else (1.0, 1.0),
+                           phase=ref.phases[0] if ref is not None else None, source="infinityebsd")
+    f = prep.f
+    if f != 1.0:  # the plan in output cells, for pictures and seam checks
+        plan = Plan(canvas=(R, C), patch=int(round(plan.patch / f)), input_box=prep.box,
+                    windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
+    elif prep.box is not None:
+        plan = Plan(canvas=plan.canvas, patch=plan.patch, input_box=prep.box, windows=plan.windows, waves=plan.waves)
+    return Result(map=m, plan=plan, scale=f, input_box=prep.box)
 
 
 def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
            steps: int | None = None, scheduler: str | None = None, guidance: float = 1.0, batch: int = 8,
            overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True,
-           mean_size: float | None = None, log=print, phase: str | None = None,
+           median_size: float | None = None, log=print, phase: str | None = None,
            stop_after_waves: int | None = None, refine: bool = False, resample: int | None = None) -> Result | None:
     """Extend ``input_map`` (or generate from ``cond`` alone when it is None) to ``size`` cells.
 
@@ -250,8 +384,10 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
     means its DDIM sampler with ``resample`` RePaint passes (default 2), ``steps`` None 25.
     The rest of this docstring is about the latent model.
 
-    The input is cleaned first; its cells are never changed. ``cond`` defaults to the conditioning
-    tensor of the cleaned input. ``work_dir`` holds the resumable state (required for ``resume``).
+    The steps: :func:`prepare` → :func:`~.planner.make_plan` → :func:`open_work` and :func:`run_plan`
+    → :func:`finish`. The input is cleaned first; its cells are never changed. ``cond`` defaults to
+    the conditioning tensor of the cleaned input. ``median_size`` (median grain ECD in cells) sets the
+    grid scale when there is no input. ``work_dir`` holds the resumable state (required for ``resume``).
     ``refine`` re-assigns the generated grains' orientations to match the target's orientation and
     disorientation statistics (:mod:`.crystallography`). Returns None when stopped early by
     ``stop_after_waves`` (tests of resumption), and in all processes but the first when the job runs
@@ -269,114 +405,24 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
                             stop_after_waves=stop_after_waves)
     steps = steps or 20
     scheduler = scheduler or "dpm"
-    R, C = int(size[0]), int(size[1])
-    P = pipe.patch
-    info = pipe.model.info
-    input_clean = None
-    if input_map is not None:
-        h, w = input_map.shape
-        if min(h, w) < P // 2:
-            raise InputError(f"the input is {h}x{w} cells; this model needs at least {P // 2} cells per side "
-                             f"(half its {P}-cell window)")
-        if h > R or w > C:
-            raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
-        input_clean, g = clean_with_grains(input_map, phase=phase)
-        table = grain_table(g.labels, g.quat, input_clean.step)
-        if cond is None:
-            cond = conditioning_tensor(table)
-        mean_size = float(np.median(table.size))  # the model records median sizes per patch
-    elif cond is None:
-        raise InputError("nothing to generate from: give an input map or target metrics")
-    f = grain_scale(mean_size, info, log) if mean_size else 1.0
-    # generate on a grid stretched by f (nearest neighbour), at least one window large
-    Rs, Cs = max(P, int(round(R * f))), max(P, int(round(C * f)))
-    box = None
-    src = None
-    if input_clean is not None:
-        hs, ws = int(round(input_clean.shape[0] * f)), int(round(input_clean.shape[1] * f))
-        if min(hs, ws) < P // 2:
-            raise InputError("after rescaling to the model's grain-size range the input is smaller than half "
-                             "a window; give a larger input map")
-        src = _resize_nearest(input_clean.euler, (hs, ws))
-        if f != 1.0:
-            cond = conditioning_tensor(metrics_of(EBSDMap.from_euler(src), clean=True))
-        box = place_input((Rs, Cs), (hs, ws), place)
-    plan = make_plan((Rs, Cs), P, box, overlap=overlap)
-    opts = dict(size=[R, C], place=place, seed=seed, refine=refine, steps=steps, scheduler=scheduler, guidance=guidance,
-                overlap=overlap, f=f, cond=hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest(),
-                inp=None if src is None else hashlib.sha1(src.astype(np.float32).tobytes()).hexdigest())
-    key = _options_hash(**opts)
+    prep = prepare(size, pipe.patch, pipe.model.info, input_map, cond, place, median_size, phase, log)
+    plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
+    key = job_key(prep, place=place, seed=seed, refine=refine, steps=steps, scheduler=scheduler, guidance=guidance,
+                  overlap=overlap)
     state = processes()
-    rank = state.process_index if state is not None else 0
-    own_tmp = work_dir is None
-    if own_tmp:
-        import tempfile
-
-        work_dir = tempfile.mkdtemp(prefix="infinityebsd-")
-    # each process keeps its own canvas (no shared file system needed): the first in work_dir,
-    # process k in work_dir/rank-k
-    work = _Work(Path(work_dir) / f"rank-{rank}" if rank else work_dir)
-    resuming = resume and work.exists()
-    if resuming:
-        work.open()
-        if work.state.get("key") != key:
-            raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
-                             "without --resume to start again")
-    if state is not None:
-        from accelerate.utils import gather_object
-
-        saved = gather_object([work.state["waves_done"] if resuming else -1])
-        if resume and len(set(saved)) > 1:
-            raise InputError(f"{work_dir}: the processes of this job were stopped at different waves; "
-                             "run without --resume to start again")
-    if state is not None and rank == 0:
-        log(f"{state.num_processes} processes share the windows of each wave")
-    if resuming:
-        if rank == 0:
-            log(f"resuming after wave {work.state['waves_done']} of {len(plan.waves)}")
-    else:
-        # the first process (re)creates work_dir, which holds the others' folders
-        if rank > 0:
-            state.wait_for_everyone()
-        work.create((Rs, Cs), {"key": key, "waves_done": 0, "plan": plan.to_json()})
-        if src is not None:
-            r0, c0, hs, ws = box
-            work.canvas[r0:r0 + hs, c0:c0 + ws] = src
-            work.known[r0:r0 + hs, c0:c0 + ws] = True
-        work.save()
-        if rank == 0 and state is not None:
-            state.wait_for_everyone()
-    finished = run_plan(pipe, plan, work, cond, seed, steps, scheduler, guidance, batch, progress,
+    work, tmp = open_work(prep, plan, key, work_dir, resume, state, log)
+    finished = run_plan(pipe, plan, work, prep.cond, seed, steps, scheduler, guidance, batch, progress,
                         stop_after_waves, state)
     if state is not None:
         state.wait_for_everyone()
-        if rank > 0:  # the first process post-processes and writes the map
+        if state.process_index > 0:  # the first process post-processes and writes the map
             if finished:
                 work.remove()
-                if own_tmp:
-                    shutil.rmtree(work_dir, ignore_errors=True)
+                if tmp is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
             return None
     if not finished:
         return None
-    canvas = np.asarray(work.canvas, dtype=np.float64)
-    if f != 1.0:
-        canvas = _resize_nearest(canvas, (R, C))
-    out_box = None
-    if input_clean is not None:
-        h, w = input_clean.shape
-        out_box = place_input((R, C), (h, w), place)
-        r0, c0 = out_box[:2]
-        canvas[r0:r0 + h, c0:c0 + w] = input_clean.euler
-    euler = postprocess(canvas, out_box, input_clean)
-    if refine:
-        euler = refine_orientations(euler, out_box, input_clean, cond, seed)
-    ref = input_clean
-    m = EBSDMap.from_euler(euler, step=ref.step if ref is not None else (1.0, 1.0),
-                           phase=ref.phases[0] if ref is not None else None, source="infinityebsd")
-    if f != 1.0:  # the plan in output cells, for pictures and seam checks
-        plan = Plan(canvas=(R, C), patch=int(round(P / f)), input_box=out_box,
-                    windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
-    elif out_box is not None:
-        plan.input_box = out_box
-    work.remove()
-    return Result(map=m, plan=plan, scale=f, input_box=out_box)
+    res = finish(prep, plan, work, refine, seed)
+    work.remove()  # the first process's folder is work_dir itself (or the temporary one)
+    return res

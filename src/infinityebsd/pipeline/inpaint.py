@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.representation import decode, encode
+from ..data.representation import CHANNELS, decode, encode
 from ..errors import InputError
 from ..models.ldm import LatentDiffusionModel, unet_input
 from .continuation import continue_grains
@@ -52,7 +52,9 @@ class InpaintPipeline:
         self.model = model.to(device, None if dtype == torch.float32 else dtype)
         self.device = torch.device(device)
         self.dtype = dtype
-        self.representation = model.info.get("representation", "euler")
+        # a folder that does not name its representation: the VAE's channel count tells which it reads
+        by_channels = {c: r for r, c in CHANNELS.items()}
+        self.representation = model.info.get("representation") or by_channels[model.vae.config.in_channels]
         self.patch = int(model.info.get("patch", model.vae.config.sample_size))
         self.scale = model.scaling_factor
         self.continuation = continuation  # snap generated cells onto the known grains they continue

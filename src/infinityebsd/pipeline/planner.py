@@ -73,16 +73,6 @@ class Plan:
             k[r0:r0 + h, c0:c0 + w] = True
         return k
 
-    def seam_lines(self):
-        """Window edges inside the canvas, as ((r0, c0), (r1, c1)) segments (for pictures)."""
-        P = self.patch
-        segs = []
-        for i in (i for wave in self.waves for i in wave):
-            r, c = self.windows[i]
-            segs += [((r, c), (r, c + P)), ((r + P, c), (r + P, c + P)), ((r, c), (r + P, c)),
-                     ((r, c + P), (r + P, c + P))]
-        return segs
-
 
 def place_input(canvas, input_shape, place: str = "center") -> tuple[int, int, int, int]:
     """Box (row0, col0, rows, cols) of the input on the canvas for ``place`` in
@@ -123,7 +113,7 @@ def make_plan(canvas, patch: int, input_box=None, overlap: float = 0.5, min_know
     they both border would meet along a straight, unconditioned seam. The cells between them are left
     to a later window that sees both sides as context.
     """
-    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import binary_dilation  # scipy only when planning: the Plan class stays light
 
     R, C = (int(canvas[0]), int(canvas[1]))
     if R < patch or C < patch:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,14 +32,36 @@ from ..metrics import BIN_RULES, METRIC_NAMES, conditioning_tensor, histogram, m
 LENGTH_METRICS = ("size", "perimeter")
 
 
-def cond_from_map(m, phase=None):
-    """(conditioning tensor, mean grain size in cells) of a reference map after cleaning."""
+class Target(NamedTuple):
+    """Target metrics for generation, and the grain size (ECD, cells) each method reads."""
+
+    cond: np.ndarray                # conditioning tensor; NaN rows for metrics not given
+    median_size: float | None       # sets a latent model's grid scale: its trained range is of medians
+    mean_size: float | None         # the size target of grain growth (:mod:`.growth`)
+
+
+def target_from_map(m, phase=None) -> Target:
+    """The target of a reference map after cleaning."""
     t = metrics_of(m, phase=phase)
-    return conditioning_tensor(t), float(np.mean(t.size))
+    return Target(conditioning_tensor(t), float(np.median(t.size)), float(np.mean(t.size)))
 
 
 def cond_from_json(path):
-    """(conditioning tensor with NaN rows for missing metrics, mean size in cells or None)."""
+    """(conditioning tensor, mean size in cells or None) for grain growth's ``mean_size``; new code
+    uses :func:`target_from_json`."""
+    t = target_from_json(path)
+    return t.cond, t.mean_size
+
+
+def _histogram_median(edges: np.ndarray, density: np.ndarray) -> float:
+    """The median of a histogram, interpolated linearly inside its bin."""
+    w = density * np.diff(edges)
+    cdf = np.concatenate([[0.0], np.cumsum(w) / w.sum()])
+    return float(np.interp(0.5, cdf, edges))
+
+
+def target_from_json(path) -> Target:
+    """The target of a JSON file (format above); sizes are None when it gives no grain sizes."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -52,7 +75,9 @@ def cond_from_json(path):
         dists = {k: (np.asarray(v["edges"], float), np.asarray(v["density"], float))
                  for k, v in doc["distributions"].items() if k in METRIC_NAMES}
         sizes = doc.get("grains", {}).get("size")
-        return tensor_from_distributions(dists), (float(np.mean(sizes)) if sizes else None)
+        if not sizes:
+            return Target(tensor_from_distributions(dists), None, None)
+        return Target(tensor_from_distributions(dists), float(np.median(sizes)), float(np.mean(sizes)))
     metrics = doc.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         raise InputError(f"{path}: needs a non-empty 'metrics' object (see the format in the docs)")
@@ -64,7 +89,7 @@ def cond_from_json(path):
         if not isinstance(doc.get("step"), (int, float)) or doc["step"] <= 0:
             raise InputError(f"{path}: 'units' is 'um', so a positive 'step' (µm per cell) is needed")
         step = float(doc["step"])
-    dists, mean_size = {}, None
+    dists, median_size, mean_size = {}, None, None
     for name, spec in metrics.items():
         if name not in METRIC_NAMES:
             raise InputError(f"{path}: unknown metric '{name}'; known: {', '.join(METRIC_NAMES)}")
@@ -76,7 +101,7 @@ def cond_from_json(path):
                     raise ValueError("values must be finite numbers")
                 dists[name] = histogram(v, BIN_RULES[name])
                 if name == "size":
-                    mean_size = float(v.mean())
+                    median_size, mean_size = float(np.median(v)), float(v.mean())
             elif "edges" in spec and "density" in spec:
                 e = np.asarray(spec["edges"], dtype=float) / scale
                 d = np.asarray(spec["density"], dtype=float) * scale
@@ -85,9 +110,10 @@ def cond_from_json(path):
                 dists[name] = (e, d)
                 if name == "size":
                     w = d * np.diff(e)
+                    median_size = _histogram_median(e, d)
                     mean_size = float(np.sum((e[:-1] + e[1:]) / 2 * w) / w.sum())
             else:
                 raise ValueError("give 'values' or 'edges' and 'density'")
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: metric '{name}': {exc}") from None
-    return tensor_from_distributions(dists), mean_size
+    return Target(tensor_from_distributions(dists), median_size, mean_size)
