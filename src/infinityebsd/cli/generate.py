@@ -26,6 +26,22 @@ SIDE_OUTPUTS = (".png", ".plan.json", ".metrics.json")
 PLAN_OUTPUTS = (".plan.png",)
 
 
+# What extend and generate write, listed once in their help (where their docstrings say {outputs};
+# _generation_options puts it there).
+OUTPUTS_HELP = """\b
+    Writes -o OUT.ctf and, beside it, side files that never replace an existing file unless --force:
+      OUT.png            the IPF-Z picture
+      OUT.plan.json      the window plan (read by `infinityebsd evaluate`)
+      OUT.metrics.json   the eight metrics of the result
+      OUT.plan.png       with --plan, instead of all the above
+      OUT.work/          the resumable state while the job runs"""
+
+
+def _with_outputs_help(f):
+    f.__doc__ = f.__doc__.replace("{outputs}", OUTPUTS_HELP)
+    return f
+
+
 def claim_outputs(output, plan_only, force) -> set[str]:
     """Check, before any work, that the side files of ``output`` replace nothing unless --force; the
     outputs that exist now (to say later which were replaced)."""
@@ -74,7 +90,7 @@ def _generation_options(f):
     ]
     for o in opts:
         f = o(f)
-    return f
+    return _with_outputs_help(f)
 
 
 def target_step(path) -> tuple[float, float]:
@@ -232,13 +248,7 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
     The input is cleaned like `clean` and never changed; the rest is generated window by window in
     waves, then filtered the same way. The output has MAP's step (cell size in µm).
 
-    \b
-    Writes -o OUT.ctf and, beside it, side files that never replace an existing file unless --force:
-      OUT.png            the IPF-Z picture
-      OUT.plan.json      the window plan (read by `infinityebsd evaluate`)
-      OUT.metrics.json   the eight metrics of the result
-      OUT.plan.png       with --plan, instead of all the above
-      OUT.work/          the resumable state while the job runs
+    {outputs}
 
     \b
     Example:
@@ -272,13 +282,7 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
     The output's step (cell size in µm) is the reference map's, or the JSON file's "step" (1 µm if it
     gives none; sizes in µm, "units": "um", are converted to cells with it).
 
-    \b
-    Writes -o OUT.ctf and, beside it, side files that never replace an existing file unless --force:
-      OUT.png            the IPF-Z picture
-      OUT.plan.json      the window plan (read by `infinityebsd evaluate`)
-      OUT.metrics.json   the eight metrics of the result
-      OUT.plan.png       with --plan, instead of all the above
-      OUT.work/          the resumable state while the job runs
+    {outputs}
 
     \b
     Example:
