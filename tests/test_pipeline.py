@@ -133,6 +133,17 @@ def test_kill_and_resume_gives_the_uninterrupted_map(pipe, small_input, tmp_path
         extend(pipe, small_input, (90, 91), work_dir=tmp_path / "job2", resume=True, **kw)
 
 
+def test_a_size_under_one_window_is_the_size_asked_for(pipe, small_input):
+    from infinityebsd.pipeline.extend import extend
+
+    inp = small_input.crop(0, 0, 20, 24)  # the tiny model's window is 32 cells
+    res = extend(pipe, inp, (30, 28), seed=2, steps=2, progress=False)
+    assert res.map.shape == (30, 28) and res.plan.canvas == (30, 28)
+    r0, c0, h, w = res.input_box
+    assert (r0, c0, h, w) == (5, 2, 20, 24)
+    np.testing.assert_array_equal(res.map.euler[r0:r0 + h, c0:c0 + w], clean(inp).euler)
+
+
 def test_bad_sizes_are_refused(pipe, small_input):
     from infinityebsd.pipeline.extend import extend
 

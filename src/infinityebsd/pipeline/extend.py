@@ -351,8 +351,15 @@ def finish(prep: Prepared, plan: Plan, work: _Work, refine: bool = False, seed: 
     (:func:`postprocess`), optionally refined (:func:`refine_orientations`), and the plan in output cells."""
     R, C = prep.size
     canvas = np.asarray(work.canvas, dtype=np.float64)
+    dr = dc = 0
     if prep.f != 1.0:
         canvas = resize_nearest(canvas, (R, C))
+    elif canvas.shape[:2] != (R, C):
+        # a side under one window was generated on a window-sized grid: the output is the part of
+        # it whose input box falls on the input's, so the input meets the context generated for it
+        if prep.box is not None:
+            dr, dc = prep.grid_box[0] - prep.box[0], prep.grid_box[1] - prep.box[1]
+        canvas = canvas[dr:dr + R, dc:dc + C]
     if prep.input_clean is not None:
         r0, c0, h, w = prep.box
         canvas[r0:r0 + h, c0:c0 + w] = prep.input_clean.euler
@@ -366,8 +373,9 @@ def finish(prep: Prepared, plan: Plan, work: _Work, refine: bool = False, seed: 
     if f != 1.0:  # the plan in output cells, for pictures and seam checks
         plan = Plan(canvas=(R, C), patch=int(round(plan.patch / f)), input_box=prep.box,
                     windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
-    elif prep.box is not None:
-        plan = Plan(canvas=plan.canvas, patch=plan.patch, input_box=prep.box, windows=plan.windows, waves=plan.waves)
+    elif prep.box is not None or (dr, dc) != (0, 0) or plan.canvas != (R, C):
+        plan = Plan(canvas=(R, C), patch=plan.patch, input_box=prep.box,
+                    windows=[(r - dr, c - dc) for r, c in plan.windows], waves=plan.waves)
     return Result(map=m, plan=plan, scale=f, input_box=prep.box)
 
 
