@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .._shared import atomic_write_text
 from ..crystal import quat_to_euler
 from ..errors import InputError
 from ..grains import clean_with_grains, reconstruct
@@ -36,7 +35,8 @@ from ..metrics import conditioning_tensor, grain_table, metrics_of
 from .crystallography import match_crystallography, target_disorientation_hist
 from .morph_extend import resize_nearest
 from .planner import Plan, make_plan, place_input
-from .result import Result
+from .result import Result, clean_input
+from .work import Work
 
 __all__ = ["GENERATED_SEGMENT_DEG", "Prepared", "Result", "extend", "finish", "grain_scale", "job_key",
            "open_work", "postprocess", "prepare", "processes", "refine_orientations", "run_plan"]
@@ -101,10 +101,7 @@ def prepare(size, patch: int, info: dict, input_map: EBSDMap | None = None, cond
         if min(h, w) < patch // 2:
             raise InputError(f"the input is {h}x{w} cells; this model needs at least {patch // 2} cells per side "
                              f"(half its {patch}-cell window)")
-        if h > R or w > C:
-            raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
-        input_clean, g = clean_with_grains(input_map, phase=phase)
-        table = grain_table(g.labels, g.quat, input_clean.step)
+        input_clean, _, table = clean_input(input_map, (R, C), phase)
         median_size = float(np.median(table.size))  # the model records median sizes per patch
     elif cond is None:
         raise InputError("nothing to generate from: give an input map or target metrics")
@@ -129,35 +126,10 @@ def prepare(size, patch: int, info: dict, input_map: EBSDMap | None = None, cond
                     grid_box=place_input(grid, (hs, ws), place), box=place_input((R, C), input_clean.shape, place))
 
 
-class _Work:
-    """The resumable state of a job: canvas and known mask as memory-mapped .npy files + state.json."""
+class _Work(Work):
+    """A latent job's canvas (angles, float32) and mask of the cells known so far."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def exists(self):
-        return (self.folder / "state.json").exists()
-
-    def create(self, shape, state):
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True)
-        self.canvas = np.lib.format.open_memmap(self.folder / "canvas.npy", "w+", np.float32, tuple(shape) + (3,))
-        self.known = np.lib.format.open_memmap(self.folder / "known.npy", "w+", np.bool_, tuple(shape))
-        self.state = state
-
-    def open(self):
-        self.state = json.loads((self.folder / "state.json").read_text())
-        self.canvas = np.load(self.folder / "canvas.npy", mmap_mode="r+")
-        self.known = np.load(self.folder / "known.npy", mmap_mode="r+")
-
-    def save(self):
-        self.canvas.flush()
-        self.known.flush()
-        atomic_write_text(self.folder / "state.json", json.dumps(self.state))
-
-    def remove(self):
-        shutil.rmtree(self.folder, ignore_errors=True)
+    ARRAYS = ("canvas", "known")
 
 
 def job_key(prep: Prepared, **options) -> str:
@@ -182,10 +154,7 @@ def open_work(prep: Prepared, plan: Plan, key: str, work_dir=None, resume: bool 
     work = _Work(Path(work_dir) / f"rank-{rank}" if rank else work_dir)
     resuming = resume and work.exists()
     if resuming:
-        work.open()
-        if work.state.get("key") != key:
-            raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
-                             "without --resume to start again")
+        work.open(key)
     if state is not None:
         from accelerate.utils import gather_object
 
@@ -202,7 +171,8 @@ def open_work(prep: Prepared, plan: Plan, key: str, work_dir=None, resume: bool 
     # the first process (re)creates work_dir, which holds the others' folders
     if rank > 0:
         state.wait_for_everyone()
-    work.create(prep.grid, {"key": key, "waves_done": 0, "plan": plan.to_json()})
+    work.create({"key": key, "waves_done": 0, "plan": plan.to_json()},
+                canvas=(np.float32, prep.grid + (3,)), known=(np.bool_, prep.grid))
     if prep.grid_input is not None:
         r0, c0, hs, ws = prep.grid_box
         work.canvas[r0:r0 + hs, c0:c0 + ws] = prep.grid_input
