@@ -49,6 +49,9 @@ class MorphPipeline:
         self.acp = sched.alphas_cumprod.double()
         self.T = int(sched.config.num_train_timesteps)
         self.prediction = sched.config.prediction_type
+        # segmentation thresholds calibrated for this model's fields (faint boundaries of a briefly
+        # trained model need a lower merge level than exact fields); see scripts/train_default_model.py
+        self.decode_options = dict(model.info.get("decode", {}))
 
     # -- encoding ---------------------------------------------------------------------------------
     def known_field(self, labels: np.ndarray, known: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -202,7 +202,7 @@ def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 2
     not jump between waves of different sizes."""
     from tqdm.auto import tqdm
 
-    decode_options = decode_options or {}
+    decode_options = dict(getattr(pipe, "decode_options", {}), **(decode_options or {}))
     done = work.state["waves_done"]
     known0 = work.labels >= 0
     todo = {}
@@ -362,7 +362,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
-               resample=resample, overlap=overlap, f=prep.f,
+               resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}),
                cond=hashlib.sha1(np.nan_to_num(prep.model_cond).tobytes()).hexdigest(),
                inp=None if prep.grid_labels is None else hashlib.sha1(prep.grid_labels.tobytes()).hexdigest())
     own_tmp = work_dir is None
