@@ -91,7 +91,7 @@ def main():
         t = metrics_of(m, clean=False)
         C = conditioning_tensor(t)
         for refine, key in ((False, "generation"), (True, "generation_refined")):
-            g = extend(pipe, None, m.shape, cond=C, mean_size=float(np.median(t.size)), seed=k, steps=a.steps,
+            g = extend(pipe, None, m.shape, cond=C, median_size=float(np.median(t.size)), seed=k, steps=a.steps,
                        progress=False, refine=refine, log=lambda s: None)
             s = evaluate(g.map, target=m, seed=k, clean=True)
             res[key].append({"w1": w1_row(s), "real_vs_real": w1_row(s, "real_vs_real"),
@@ -115,7 +115,7 @@ def main():
         cm = clean_with_grains(ni)[0]
         res["nickel_vae"] = vae_round_trip(pipe, cm)
         g = extend(pipe, None, (256, 256), cond=conditioning_tensor(metrics_of(cm, clean=False)),
-                   mean_size=float(np.median(metrics_of(cm, clean=False).size)), seed=0, steps=a.steps, progress=False,
+                   median_size=float(np.median(metrics_of(cm, clean=False).size)), seed=0, steps=a.steps, progress=False,
                    log=lambda s: None)
         s = evaluate(g.map, target=cm, seed=0)
         res["nickel_generation"] = {"w1": w1_row(s), "real_vs_real": w1_row(s, "real_vs_real"),

@@ -33,7 +33,7 @@ from ..grains import clean_with_grains, reconstruct
 from ..io import EBSDMap
 from ..metrics import conditioning_tensor, grain_table, metrics_of
 from .crystallography import match_crystallography, target_disorientation_hist
-from .morph_extend import resize_nearest
+from .morph_extend import extend_morph, resize_nearest
 from .planner import Plan, make_plan, place_input
 from .result import Result, clean_input
 from .work import Work
@@ -372,8 +372,6 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
     as several processes (:func:`processes`).
     """
     if getattr(pipe, "space", None) == "pixel":
-        from .morph_extend import extend_morph
-
         if processes() is not None:
             raise InputError("morphology models run as one process; start without accelerate launch/torchrun")
         return extend_morph(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps or 25,

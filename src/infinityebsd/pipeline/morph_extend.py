@@ -23,18 +23,22 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
+from skimage.measure import label as cc_label
+from skimage.segmentation import watershed
+from tqdm.auto import tqdm
 
-from .._shared import atomic_write_text
+from ..data.representation import boundary_cells, distance_field
 from ..errors import InputError
-from ..grains import clean_with_grains
 from ..io import EBSDMap
-from ..metrics import conditioning_tensor, grain_table
+from ..metrics import METRIC_NAMES, axis_values, conditioning_tensor, grain_table
 from .crystallography import orientations_for_labels
 from .morph import segment_window
 from .planner import Plan, make_plan, place_input
+from .result import Result, clean_input
+from .work import Work
 
 MIN_AREA = 10
 """The paper's minimum grain area in cells, applied to generated grains."""
@@ -79,8 +83,6 @@ def grid_factor(median_ecd: float, size_range) -> float:
 
 def median_ecd_of_cond(cond) -> float:
     """The median grain ECD (cells) of a conditioning tensor's size row (NaN if not given)."""
-    from ..metrics import METRIC_NAMES, axis_values
-
     row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
     if not np.isfinite(row).all() or row.sum() <= 0:
         return float("nan")
@@ -92,8 +94,6 @@ def median_ecd_of_cond(cond) -> float:
 def rescale_cond(cond, f: float) -> np.ndarray:
     """The conditioning tensor of the same grains on a grid ``f`` times finer: the size and
     perimeter rows are stretched by ``f`` along their axes (the other metrics do not change)."""
-    from ..metrics import METRIC_NAMES, axis_values
-
     out = np.array(cond, dtype=np.float32, copy=True)
     if f == 1.0:
         return out
@@ -123,10 +123,7 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
         return Prepared(size=(R, C), grid=(max(patch, round(R * f)), max(patch, round(C * f))), f=f,
                         cond=np.asarray(cond, np.float32), model_cond=rescale_cond(cond, f))
     h, w = input_map.shape
-    if h > R or w > C:
-        raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
-    input_clean, g = clean_with_grains(input_map, phase=phase)
-    table = grain_table(g.labels, g.quat, input_clean.step)
+    input_clean, g, table = clean_input(input_map, (R, C), phase)
     med = float(np.median(table.size))
     f = grid_factor(med, size_range)
     if f != 1.0:
@@ -156,36 +153,10 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
                     box=box, grid_box=grid_box, grid_labels=grid_labels)
 
 
-class LabelWork:
-    """Resumable state: the grain-scale label canvas (-1 = not generated yet) and field, memory-mapped."""
+class LabelWork(Work):
+    """Resumable state: the grain-scale label canvas (-1 = not generated yet) and the generated field."""
 
-    def __init__(self, folder):
-        self.folder = Path(folder)
-
-    def exists(self) -> bool:
-        return (self.folder / "state.json").exists()
-
-    def create(self, shape, channels: int, state: dict):
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True)
-        self.labels = np.lib.format.open_memmap(self.folder / "labels.npy", "w+", np.int64, tuple(shape))
-        self.labels[:] = -1
-        self.field = np.lib.format.open_memmap(self.folder / "field.npy", "w+", np.float32, (channels,) + tuple(shape))
-        self.state = state
-
-    def open(self):
-        self.state = json.loads((self.folder / "state.json").read_text())
-        self.labels = np.load(self.folder / "labels.npy", mmap_mode="r+")
-        self.field = np.load(self.folder / "field.npy", mmap_mode="r+")
-
-    def save(self):
-        self.labels.flush()
-        self.field.flush()
-        atomic_write_text(self.folder / "state.json", json.dumps(self.state))
-
-    def remove(self):
-        shutil.rmtree(self.folder, ignore_errors=True)
+    ARRAYS = ("labels", "field")
 
 
 def _slice(plan: Plan, i: int):
@@ -200,8 +171,6 @@ def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 2
 
     The progress bar counts cells to generate (a window's unknown cells), so its time estimate does
     not jump between waves of different sizes."""
-    from tqdm.auto import tqdm
-
     decode_options = dict(getattr(pipe, "decode_options", {}), **(decode_options or {}))
     done = work.state["waves_done"]
     known0 = work.labels >= 0
@@ -250,11 +219,6 @@ def _upsample_labels(labels: np.ndarray, field: np.ndarray, shape) -> np.ndarray
     """Labels on a finer grid whose boundaries follow the field's valleys: cells far from any
     boundary of the nearest-neighbour resize keep its label, the rest are flooded over the
     bilinearly interpolated field (smooth boundaries instead of staircases)."""
-    from scipy import ndimage
-    from skimage.segmentation import watershed
-
-    from ..data.representation import boundary_cells
-
     near = resize_nearest(labels, shape)
     k = max(1.0, shape[0] / labels.shape[0])
     band = ndimage.binary_dilation(boundary_cells(near), iterations=int(np.ceil(k)))
@@ -305,8 +269,6 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
     labels = np.asarray(work.labels)
     field = np.asarray(work.field[0])
     if prep.grid_box is not None:  # the field of the input region, for the valleys there too
-        from ..data.representation import distance_field
-
         r0, c0, hs, ws = prep.grid_box
         field = field.copy()
         field[r0:r0 + hs, c0:c0 + ws] = distance_field(prep.grid_labels)
@@ -325,8 +287,6 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         fixed[r0:r0 + h, c0:c0 + w] = True
         known_euler[r0:r0 + h, c0:c0 + w] = prep.input_clean.euler
     # a generated cell must not join an input grain it does not touch: split disconnected pieces
-    from skimage.measure import label as cc_label
-
     out = cc_label(out + 1, connectivity=1, background=0) - 1
     out = _merge_small(out, fixed, min_area)
     _, out = np.unique(out, return_inverse=True)
@@ -357,8 +317,6 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
     """Extend ``input_map`` to ``size`` cells (or generate from ``cond`` alone) with a morphology
     model: :func:`prepare` → plan → :func:`run_waves` → :func:`finish`. Returns a
     :class:`~.extend.Result`, or None when stopped early by ``stop_after_waves``."""
-    from .extend import Result
-
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
@@ -370,15 +328,13 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
         work_dir = tempfile.mkdtemp(prefix="infinityebsd-")
     work = LabelWork(work_dir)
     if resume and work.exists():
-        work.open()
-        if work.state.get("key") != key:
-            raise InputError(f"{work.folder}: the saved job was started with other options or input; run "
-                             "without --resume to start again")
+        work.open(key)
         log(f"resuming after wave {work.state['waves_done']} of {len(plan.waves)}")
     else:
         n_in = int(prep.input_labels.max()) + 1 if prep.input_labels is not None else 0
-        work.create(prep.grid, pipe.channels, {"key": key, "waves_done": 0, "next_label": n_in,
-                                               "plan": plan.to_json()})
+        work.create({"key": key, "waves_done": 0, "next_label": n_in, "plan": plan.to_json()},
+                    labels=(np.int64, prep.grid), field=(np.float32, (pipe.channels,) + tuple(prep.grid)))
+        work.labels[:] = -1
         if prep.grid_box is not None:
             r0, c0, hs, ws = prep.grid_box
             work.labels[r0:r0 + hs, c0:c0 + ws] = prep.grid_labels
