@@ -177,12 +177,79 @@ def test_edax_h5():
     assert np.median(d) < 2.0
 
 
+@pytest.mark.parametrize("key, value, found", [
+    ("Header/nColumns", np.array([b"abc"]), "'abc', not a whole number"),
+    ("Header/nRows", np.array([b"151 rows"]), "'151 rows', not a whole number"),
+    ("Header/nColumns", np.array([186.5]), "186.5, not a whole number"),
+    ("Header/Step X", np.array([b"1,5"]), "'1,5', not a finite number"),
+    ("Header/Step Y", np.array([b"x"]), "'x', not a finite number"),
+    ("Header/Step Y", np.zeros(0, ">f4"), "nothing, not a finite number"),
+    ("Header/Phase/1/Symmetry", np.array([b"cubic"]), "'cubic', not a whole number"),
+    ("Header/Phase/1/Lattice Constant a", np.array([b"3,56"]), "'3,56', not a finite number"),
+    ("Data/CI", np.array([b"x"] * 4), "text ('x' first), not numbers"),
+    ("Data/X Position", np.full(151 * 186, b"0.0"), "text ('0.0' first), not numbers"),
+    ("Data/Phi1", "group", "is a group, not numbers"),
+    ("Header/nRows", "group", "is a group, not a whole number"),
+], ids=["ncols-text", "nrows-text", "ncols-fraction", "stepx-comma", "stepy-text", "stepy-empty", "symmetry-text",
+        "lattice-text", "ci-text", "x-text", "phi1-group", "nrows-group"])
+def test_damaged_edax_h5_field_is_a_format_error(tmp_path, key, value, found):
+    # A copy of the real OIM file with one dataset rewritten, as a damaged file would hold it: the reader
+    # must say which file and field, what it found and what to do, in one line (never a ValueError).
+    import h5py
+
+    p = tmp_path / "damaged.h5"
+    p.write_bytes(real("dream3d_edax_ni_h5/EdaxAngOnly.h5").read_bytes())
+    with h5py.File(p, "r+") as f:
+        scan = f["Scan_1/EBSD"]
+        del scan[key]
+        if isinstance(value, str):
+            scan.create_group(key)
+        else:
+            scan[key] = value
+    with pytest.raises(FormatError) as exc:
+        read_map(p)
+    msg = str(exc.value)
+    field = key.rsplit("/", 1)[1]
+    assert "\n" not in msg
+    assert msg.startswith(f"{p}, field '{field}': 'Scan_1/EBSD/{key}' ")
+    assert found in msg
+    assert msg.endswith("the file is damaged: export the scan again from OIM Analysis (or as .ang)")
+    assert exc.value.field == field
+
+
+def test_edax_h5_control_copy_reads(tmp_path):
+    # The copy step of the test above, without damage, reads like the original.
+    p = tmp_path / "copy.h5"
+    p.write_bytes(real("dream3d_edax_ni_h5/EdaxAngOnly.h5").read_bytes())
+    assert read_map(p).shape == (151, 186)
+
+
 def test_non_cubic_phase_is_refused_where_cubic_is_needed():
     from infinityebsd.errors import SymmetryError
 
-    m = read_map(real("ebsdlib_parser_edgecases/Test_US_1.ctf"))
-    with pytest.raises(SymmetryError, match="6/mmm"):
-        m.select_phase(None)
+    p = real("ebsdlib_parser_edgecases/Test_US_1.ctf")  # a Zircaloy-4 scan: one hexagonal phase
+    m = read_map(p)
+    for name in (None, "Zirc-alloy4"):  # naming the phase cannot help, so the advice must not ask for it
+        with pytest.raises(SymmetryError) as exc:
+            m.select_phase(name)
+        msg = str(exc.value)
+        assert msg == (f"{p}: the map has no cubic phase ('Zirc-alloy4' (6/mmm)); grain analysis, plots and "
+                       "generation support cubic m-3m only ('infinityebsd info' reads any symmetry)")
+        assert "--phase" not in msg
+
+
+def test_non_cubic_phase_named_when_a_cubic_one_exists():
+    # Two indexed phases, one hexagonal, one cubic: picking the hexagonal one points at the cubic one.
+    from infinityebsd.errors import SymmetryError
+
+    pid = np.array([[1, 1, 2], [2, 0, 1]], np.int32)
+    m = EBSDMap(euler=np.zeros((2, 3, 3)), phase_id=pid, source="two.ctf",
+                phases=[Phase("Zr", 9, 194, (3.2, 3.2, 5.1), (90, 90, 120)), Phase("Ni", 11, 225, (3.5,) * 3)])
+    with pytest.raises(SymmetryError) as exc:
+        m.select_phase("Zr")
+    assert str(exc.value) == ("two.ctf: phase 'Zr' has symmetry 6/mmm; only cubic m-3m is supported here: choose a "
+                              "cubic phase with --phase NAME ('Ni')")
+    assert m.select_phase("Ni").phase_id.tolist() == [[0, 0, 1], [1, 0, 0]]
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, rng, monkeypatch):

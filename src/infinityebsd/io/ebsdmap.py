@@ -141,11 +141,19 @@ class EBSDMap:
 
         With one phase present (cells of other phases absent), that phase is kept. With several,
         ``name`` picks one; cells of the other phases become non-indexed. Raises :class:`InputError`
-        when the choice is ambiguous and :class:`SymmetryError` when the phase is not cubic m-3m.
+        when the choice is ambiguous and :class:`SymmetryError` when the phase is not cubic m-3m (first,
+        naming every phase, when no indexed phase of the map is cubic).
         """
         present = sorted(int(k) for k in np.unique(self.phase_id) if k > 0)
         if not present:
             raise InputError(f"{self.source or 'map'}: no indexed cells; nothing to analyse")
+        known = [self.phases[k - 1] for k in present if k <= len(self.phases)]
+        cubic = [p.name for p in known if p.is_cubic]
+        if known and not cubic:  # checked first: advising --phase would send the user to a phase that fails too
+            desc = ", ".join(f"'{p.name}' ({p.symmetry})" for p in known)
+            raise SymmetryError(f"{self.source or 'map'}: the map has no cubic phase ({desc}); grain analysis, "
+                                "plots and generation support cubic m-3m only ('infinityebsd info' reads any "
+                                "symmetry)")
         if name is not None:
             k = self.phase_by_name(name)
         elif len(present) == 1:
@@ -159,7 +167,9 @@ class EBSDMap:
         if k > len(self.phases):
             raise InputError(f"{self.source or 'map'}: phase id {k} has no phase line in the header")
         phase = self.phases[k - 1]
-        _check_cubic([phase], self.source, "only cubic m-3m is supported here (choose a cubic phase with --phase NAME)")
+        cubic_names = f" ({', '.join(repr(c) for c in cubic)})" if cubic else ""
+        _check_cubic([phase], self.source, f"only cubic m-3m is supported here: choose a cubic phase with --phase "
+                     f"NAME{cubic_names}")
         pid = np.where(self.phase_id == k, 1, 0).astype(np.int32)
         return self.copy(phase_id=pid, phases=[replace(phase)])
 
