@@ -18,6 +18,8 @@ Reference levels, so the numbers can be read:
 * ``target_vs_voronoi``: the target against a Voronoi map (:func:`infinityebsd.data.synth.synth_map`,
   ``method='voronoi'``) of the generated map's size and the target's mean grain size: what a user
   would otherwise use. A generated map is good where it is near real-vs-real and clearly below Voronoi.
+* ``target_vs_growth``: the target against a map of the same size grown by ``--method growth`` from the
+  target's statistics (:func:`reference_growth`): the physics-based baseline a learned model must beat.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Measurements:
     box_generated: tuple | None = None
     plan: Plan | None = None
     seed: int = 0
+    growth: Measured | None = None  # the physics-based baseline (:func:`reference_growth`)
 
 
 def measure_maps(generated, target=None, target_table=None, truth=None, input_box=None, plan=None,
@@ -93,9 +96,12 @@ def measure_maps(generated, target=None, target_table=None, truth=None, input_bo
         target_table = tm.table
     progress("reference: Voronoi map")
     references = {"voronoi": reference_voronoi(gen, target_table, seed)}
+    progress("reference: growth map")
+    growth = reference_growth(gen, target_table, seed)
     return Measurements(generated=gen, target_table=target_table, target=tm, truth=tru, references=references,
                         names=names, input_box=None if input_box is None else tuple(int(x) for x in input_box),
-                        box_generated=_box_in_generated(input_box, gen.shape, plan), plan=plan, seed=seed)
+                        box_generated=_box_in_generated(input_box, gen.shape, plan), plan=plan, seed=seed,
+                        growth=growth)
 
 
 def reference_voronoi(generated: Measured, target_table: GrainTable, seed: int = 0) -> Measured:
@@ -103,6 +109,23 @@ def reference_voronoi(generated: Measured, target_table: GrainTable, seed: int =
     m = synth_map(generated.shape, max(float(np.mean(target_table.size)), 4.0), method="voronoi", seed=seed,
                   step=generated.map.step[0])
     return measure(m, False)
+
+
+def reference_growth(generated: Measured, target_table: GrainTable, seed: int = 0) -> Measured | None:
+    """A map of the generated map's shape made by ``--method growth`` from the target's statistics
+    (grain growth to its size distribution, orientations matched to its grains and boundaries): the
+    physics-based baseline a learned model must beat. None when the target's grains are too small."""
+    from ..metrics import conditioning_tensor
+    from ..pipeline.growth import extend_growth
+
+    try:
+        res = extend_growth(None, generated.shape, cond=conditioning_tensor(target_table),
+                            mean_size=float(np.mean(target_table.size)), seed=seed, progress=False, log=_nop,
+                            target_quat=target_table.quat, target_disorientation_deg=target_table.disorientation_deg)
+    except InputError:
+        return None
+    res.map.step = generated.map.step
+    return measure(res.map, False)
 
 
 # ------------------------------------------------------------------------------------------ step 2: summary
@@ -146,6 +169,10 @@ def summarize(meas: Measurements, crops: int = 16, progress=_nop) -> Evaluation:
     tex = texture_comparison(ttab, gen.table)
     summary["texture"] = {k: v for k, v in tex.items() if not k.startswith("section")}
     summary["texture"]["mackenzie_w1_voronoi"] = mackenzie_w1(vor.table.disorientation_deg)
+    gro = meas.growth
+    if gro is not None:
+        summary["target_vs_growth"] = compare_tables(ttab, gro.table)
+        summary["texture"]["mackenzie_w1_growth"] = mackenzie_w1(gro.table.disorientation_deg)
 
     progress("homogeneity")
     hom_gen = homogeneity(gen, crops)
@@ -300,6 +327,8 @@ _DEFINITIONS = {
     "real_vs_real": "the same distances between two disjoint halves of the target",
     "target_vs_voronoi": "the same distances between the target and a Voronoi map of the target's mean "
                          "grain size and the generated map's shape",
+    "target_vs_growth": "the same distances between the target and a map of the generated map's shape grown "
+                        "by --method growth from the target's statistics (the physics-based baseline)",
     "homogeneity spread": "mean over k x k crops of the L2 between a crop's and the whole map's distribution",
     "seams ratio": "grain-boundary edges per cell within 2 cells of the window seams over elsewhere",
     "mackenzie_w1": "Wasserstein-1 (degrees) between boundary disorientations and the Mackenzie distribution",
@@ -324,6 +353,8 @@ def summary_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     else:
         cols = [("real vs real", summary["real_vs_real"]), ("generated", summary["distances"]),
                 ("Voronoi", summary["target_vs_voronoi"])]
+        if summary.get("target_vs_growth"):
+            cols.append(("growth", summary["target_vs_growth"]))
     header = ["metric"] + [f"{c} {k}" for c, _ in cols for k in ("L2", "W1/σ", "KS")]
     rows = []
     for name in ALL_METRICS:
