@@ -13,7 +13,7 @@ extended back to the full map and compared with the truth:
 * straight-run share (boundary length in straight axis-aligned runs of >= 12 edges between the
   same two grains), extension and truth;
 * share of the truth's cut grains that continue (orientation within 5° across the border on most
-  of their crossing edges: ``evaluate.spatial.border_grains``; issue 11: >= 90 %);
+  of their crossing edges: ``evaluate.border_grains.border_grains``; issue 11: >= 90 %);
 * W1/σ of size, perimeter, inertia ratio and coordination between the grains of the generated
   region (grains not wholly inside the input) and the truth's grains in the same region, next to the
   real-vs-real level (the truth's two halves).
@@ -38,7 +38,8 @@ sys.path.insert(0, str(HERE / "src"))
 import infinityebsd as ie  # noqa: E402
 from infinityebsd.evaluate.boundaries import border_density_ratio, continued_share, straight_run_share  # noqa: E402
 from infinityebsd.evaluate.compare import compare_tables  # noqa: E402
-from infinityebsd.evaluate.spatial import border_grains, halves, measure, sub_table  # noqa: E402
+from infinityebsd.evaluate.border_grains import border_grains  # noqa: E402
+from infinityebsd.evaluate.measure import halves, measure, sub_table  # noqa: E402
 from infinityebsd.grains import clean  # noqa: E402
 
 REAL = HERE.parent / "shared" / "data" / "real"

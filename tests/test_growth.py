@@ -153,7 +153,7 @@ def test_growth_keeps_the_input_exactly(synth_input):
     assert res.map.shape == (130, 150) and res.input_box == (0, 0, 64, 64)
     # bit for bit the cleaned input, and new grains everywhere else
     assert np.array_equal(res.map.euler[:64, :64], clean(synth_input).euler)
-    from infinityebsd.evaluate.spatial import measure
+    from infinityebsd.evaluate.measure import measure
 
     out = measure(res.map)
     assert out.table.n > 3 * measure(synth_input).table.n
@@ -163,7 +163,7 @@ def test_half_plane_grains_continue_across_the_border():
     """Two half-plane grains (left, right) cut by the input border on all four sides: in the truth
     (the half-planes over the whole canvas) both cross every side; the extension must continue both."""
     from infinityebsd.evaluate.boundaries import continued_share
-    from infinityebsd.evaluate.spatial import measure
+    from infinityebsd.evaluate.measure import measure
     from infinityebsd.io import EBSDMap
     from infinityebsd.pipeline.growth import extend_growth
 
@@ -187,7 +187,7 @@ def test_half_plane_grains_continue_across_the_border():
 def test_generated_sizes_follow_a_requested_lognormal(tmp_path):
     import json
 
-    from infinityebsd.evaluate.spatial import measure
+    from infinityebsd.evaluate.measure import measure
     from infinityebsd.pipeline.growth import extend_growth
     from infinityebsd.pipeline.targets import cond_from_json
 
@@ -231,6 +231,7 @@ def test_cli_extend_with_growth_and_kill_resume(tmp_path):
     import json
     import signal
     import subprocess
+    from pathlib import Path
     import sys
     import time
 
@@ -267,3 +268,10 @@ def test_cli_extend_with_growth_and_kill_resume(tmp_path):
     assert np.array_equal(ie.read_map(tmp_path / "b.ctf").euler, a.euler)
     r = subprocess.run(cmd + ["-o", str(tmp_path / "c.ctf"), "--plan"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "growth" in r.stderr
+    # generation from metrics alone
+    metrics = Path(ie.__file__).parent / "examples" / "target_metrics.json"
+    r = subprocess.run([sys.executable, "-m", "infinityebsd", "generate", "--metrics", str(metrics), "--size", "160x200",
+                        "--method", "growth", "-o", str(tmp_path / "g.ctf")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    g = ie.read_map(tmp_path / "g.ctf")
+    assert g.shape == (160, 200) and len(np.unique(g.euler.reshape(-1, 3), axis=0)) > 20

@@ -136,7 +136,7 @@ def continued_share(labels_out: np.ndarray, labels_truth: np.ndarray, input_box)
     A truth grain is *cut* when some edge crossing the box border has it on both sides. It
     *continues* when, on more than half of those crossing edges, ``labels_out`` also has one grain on
     both sides. Both maps have the same shape and the box at the same place (label-only twin of
-    :func:`infinityebsd.evaluate.spatial.border_grains`, which judges by orientation). NaN when no
+    :func:`infinityebsd.evaluate.border_grains.border_grains`, which judges by orientation). NaN when no
     grain is cut.
     """
     Lo, Lt = np.asarray(labels_out), np.asarray(labels_truth)

@@ -6,9 +6,9 @@ log-normal growth advantage whose spread is chosen so that the grown sizes have 
 coefficient of variation. Threshold dynamics (MBO, as in :mod:`infinityebsd.data.synth`) then moves
 the boundaries of the unknown cells only: the input's grains take part as neighbours (their
 indicator functions are smoothed like every other grain's, so their boundaries with new grains move
-and cut grains grow outward across the input border), but every cell inside the input is reset to
-its input grain after each step. Growth stops when the mean equivalent circle diameter of the new
-grains reaches the target. Anisotropic inputs (elongated grains) grow with the same elongated kernel
+and they may spread a little beyond the input), but every cell inside the input is reset to its
+input grain after each step. Growth stops when the new grains reach the target size (below).
+Anisotropic inputs (elongated grains) grow with the same elongated kernel
 the simulator uses, with the aspect ratio and direction measured from the input's grain shapes.
 
 Orientations: input grains keep theirs (and so do the new cells of grains cut by the border); new
@@ -16,9 +16,21 @@ grains are drawn from the input's grain orientations and swapped to follow its b
 disorientation histogram (:func:`.crystallography.orientations_for_labels`), then the paper's
 post-processing runs as on the model's output.
 
-Why a nucleation density rather than Laguerre weights: seeding at the final size leaves the
-straight Laguerre facets and their W1 distances (perimeter, inertia ratio) close to Voronoi's,
-while coarsening from a finer start forgets the seeds; measured in bench/RESULTS.md.
+Why a nucleation density rather than Laguerre weights at the final sizes: seeding at the target
+size leaves the tessellation's straight facets and its perimeter and shape distributions (the
+Voronoi reference, ``extend_voronoi``, is that with no growth at all), and a short relaxation keeps
+much of them; seeding 2× finer and coarsening lets curvature flow shape every boundary. Measured with
+scripts/evaluate_methods.py over start factors 1.5–3 (bench/RESULTS.md); 2 is the default.
+
+Where the size comes from: the input's grains per area, counted as in a counting frame (a count is
+far steadier than the mean size of the few whole grains a crop holds), and growth stops when the new
+grains reach the same count per area; the size spread sets the growth advantages' spread.
+
+Grains cut by the input border continue by construction: each gets a fixed continuation outside
+(the segment of the disc its chord and depth imply, at least one cell; see :func:`continuation`),
+and the new grains grow around it; small new grains left wedged against the fixed cells are
+absorbed (:func:`absorb_pockets`). Large grains grow on a 2× coarser grid, followed by majority
+smoothing at full resolution.
 
 The job is resumable: labels, per-grain advantages and the random state are written to a work
 folder after every growth step (labels as memory-mapped ``.npy``, alternating between two files so a
