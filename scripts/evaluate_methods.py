@@ -92,7 +92,8 @@ def generated_grains(labels, box):
 
 def evaluate_case(name, truth_map, methods, seed, model=None):
     R, C = truth_map.shape
-    box = (R // 4, C // 4, R // 2, C // 2)
+    h, w = R // 2, C // 2
+    box = ((R - h) // 2, (C - w) // 2, h, w)  # where every method places a centred input
     T = measure(truth_map)
     mt = generated_grains(T.labels, box)
     h1, h2 = (sub_table(T.labels, T.quat, b, T.table.step) for b in halves(T.shape))
