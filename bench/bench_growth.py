@@ -15,8 +15,6 @@ import platform
 import tempfile
 import time
 
-import numpy as np
-
 from infinityebsd.data.synth import synth_map
 from infinityebsd.grains import clean
 from infinityebsd.metrics import conditioning_tensor, metrics_of
@@ -38,39 +36,39 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="denoising steps of the model path")
     a = ap.parse_args()
     load = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (other jobs share the cores)")
+    print(f"{'figure':<58}{'seconds':>10}  note", flush=True)
+
+    def row(label, t, note=""):  # printed as soon as measured: the model path can take long
+        print(f"{label:<58}{t:>10.2f}  {note}", flush=True)
+
     inp = clean(synth_map((512, 512), 20.0, seed=0))
-    rows, growth_t = [], {}
+    sizes = [int(v) for v in a.sizes.split(",") if v]
+    growth_t = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for s in [int(v) for v in a.sizes.split(",") if v]:
+        for s in sizes:
             t, res = timed(lambda: extend_growth(inp, (s, s), seed=0, progress=False, log=lambda m: None,
                                                  work_dir=os.path.join(tmp, f"g{s}")))
-            n = int(np.unique(res.map.euler.reshape(-1, 3), axis=0).shape[0]) if s <= 1024 else None
             growth_t[s] = t
-            rows.append((f"extend 512->{s}, --method growth", t, "" if n is None else f"{n} grains"))
+            row(f"extend 512->{s}, --method growth", t)
         if a.generate:
             g = a.generate
             cond = conditioning_tensor(metrics_of(inp, clean=False))
             t, _ = timed(lambda: extend_growth(None, (g, g), cond=cond, seed=0, progress=False, log=lambda m: None,
                                                work_dir=os.path.join(tmp, "gen")))
-            rows.append((f"generate {g}x{g} from metrics, --method growth", t, ""))
-        model_name = "not run"
+            row(f"generate {g}x{g} from metrics, --method growth", t)
         if not a.no_model:
             from infinityebsd.cli.generate import DEFAULT_MODEL, load_pipeline
             from infinityebsd.pipeline.extend import extend
 
             folder = a.model or (DEFAULT_MODEL if DEFAULT_MODEL.is_dir() else DEFAULT_MODEL.parent / "compact")
-            model_name = str(folder)
+            print(f"model path: {folder}, {a.steps} steps, batches of 8", flush=True)
             pipe = load_pipeline(str(folder), "cpu")
-            s = max(growth_t)
-            t, _ = timed(lambda: extend(pipe, inp, (s, s), seed=0, steps=a.steps, progress=False,
-                                        log=lambda m: None, work_dir=os.path.join(tmp, "m")))
-            rows.append((f"extend 512->{s}, model path ({a.steps} steps)", t,
-                         f"growth is {t / growth_t[s]:.1f}x faster"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; model: {model_name}")
-    print(f"{'figure':<58}{'seconds':>10}  note")
-    for label, t, note in rows:
-        print(f"{label:<58}{t:>10.2f}  {note}")
+            for s in sizes:
+                t, _ = timed(lambda: extend(pipe, inp, (s, s), seed=0, steps=a.steps, progress=False,
+                                            log=lambda m: None, work_dir=os.path.join(tmp, f"m{s}")))
+                row(f"extend 512->{s}, model path", t, f"growth {t / growth_t[s]:.1f}x faster")
 
 
 if __name__ == "__main__":

@@ -547,7 +547,8 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     filled by a Poisson-Voronoi tessellation at the target size (:func:`extend_voronoi`).
     """
     from .crystallography import orientations_for_labels
-    from .extend import Result, postprocess
+    from .extend import postprocess
+    from .result import Result
 
     R, C = int(size[0]), int(size[1])
     if R < 8 or C < 8:
