@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--maps", type=int, default=3)
     ap.add_argument("--speed", default="1024,2048", help="extension sizes for part 2 ('' to skip)")
     ap.add_argument("--skip-samplers", action="store_true")
+    ap.add_argument("--settings", default="0,1,4", help="rows of SETTINGS to run (default: 0,1,4)")
     a = ap.parse_args()
     pipe = MorphPipeline(load_model(a.model), folder=a.model)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
@@ -76,7 +77,7 @@ def main():
         print("\n| setting | s / map | time vs peer | border ratio (truth) | continued | straight runs (truth) | grains (truth) |")
         print("|---|---|---|---|---|---|---|")
         peer = None
-        for label, sampler, steps, resample in SETTINGS:
+        for label, sampler, steps, resample in [SETTINGS[int(i)] for i in a.settings.split(",")]:
             rows = [crop_extend(pipe, t, 7 + k, sampler, steps, resample) for k, t in enumerate(truths)]
             m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
             peer = peer or m["seconds"]
