@@ -127,7 +127,7 @@ def main(argv=None):
         if not args.export:
             ap.error("--from-checkpoint needs --export")
         out = Path(args.export)
-        tmp = out.with_name(f".{out.name}.tmp")
+        tmp = out.with_name(f".{out.name}.checkpoint")  # export() swaps in through its own .tmp
         shutil.rmtree(tmp, ignore_errors=True)
         export_checkpoint(args.from_checkpoint, tmp)
         if (work / "logs").is_dir():
