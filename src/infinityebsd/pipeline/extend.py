@@ -221,9 +221,7 @@ def run_plan(pipe, plan: Plan, work: _Work, cond, seed: int, steps: int, schedul
             work.canvas[s] = np.where(work.known[s][..., None], work.canvas[s], o)
         for i in wave:
             work.known[_window_slice(plan, i)] = True
-        work.state["waves_done"] = wi + 1
-        work.save()
-        if stop_after_waves is not None and wi + 1 - done >= stop_after_waves and wi + 1 < len(plan.waves):
+        if work.end_wave(wi, done, stop_after_waves, len(plan.waves)):
             bar.close()
             return False
     bar.close()

@@ -206,9 +206,7 @@ def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 2
                 work.field[(slice(None),) + s] = np.where(k[None], fs, fld)
                 work.state["next_label"] = nxt
                 bar.update(todo[i])
-        work.state["waves_done"] = wi + 1
-        work.save()
-        if stop_after_waves is not None and wi + 1 - done >= stop_after_waves and wi + 1 < len(plan.waves):
+        if work.end_wave(wi, done, stop_after_waves, len(plan.waves)):
             bar.close()
             return False
     bar.close()

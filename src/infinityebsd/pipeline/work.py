@@ -51,5 +51,12 @@ class Work:
             getattr(self, name).flush()
         atomic_write_text(self.folder / "state.json", json.dumps(self.state))
 
+    def end_wave(self, wave: int, first: int, stop_after_waves: int | None, n_waves: int) -> bool:
+        """Record wave ``wave`` (0-based) as done and save; True when this run should stop here, i.e.
+        ``stop_after_waves`` waves were run since wave ``first`` and waves remain (resumption tests)."""
+        self.state["waves_done"] = wave + 1
+        self.save()
+        return stop_after_waves is not None and wave + 1 - first >= stop_after_waves and wave + 1 < n_waves
+
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
