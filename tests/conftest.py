@@ -41,3 +41,22 @@ def block_labels(rows, cols, h, w):
     """Labels of a tiling of h×w rectangular grains."""
     r, c = np.mgrid[0:rows, 0:cols]
     return (r // h) * ((cols + w - 1) // w) + c // w
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained test-sized latent model: fast, and enough to exercise the code around a model.
+    (tests/test_morphology.py defines its own, a trained tiny morphology model.)"""
+    import torch
+
+    from infinityebsd.models.ldm import (
+        build_metric_encoder, build_scheduler, build_unet, build_vae, load_config, save_model,
+    )
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    folder = tmp_path_factory.mktemp("model")
+    save_model(folder, vae=build_vae(cfg), unet=build_unet(cfg), metric_encoder=build_metric_encoder(cfg),
+               scheduler=build_scheduler(cfg), info={"patch": cfg["patch"], "representation": "euler",
+                                                    "latent_scaling_factor": 1.0})
+    return folder

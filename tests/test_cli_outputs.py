@@ -25,24 +25,6 @@ def one_line_error(r):
     return r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """An untrained test-sized model: fast, and enough to exercise the command line around it."""
-    import torch
-
-    from infinityebsd.models.ldm import (
-        build_metric_encoder, build_scheduler, build_unet, build_vae, load_config, save_model,
-    )
-
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    folder = tmp_path_factory.mktemp("model")
-    save_model(folder, vae=build_vae(cfg), unet=build_unet(cfg), metric_encoder=build_metric_encoder(cfg),
-               scheduler=build_scheduler(cfg), info={"patch": cfg["patch"], "representation": "euler",
-                                                    "latent_scaling_factor": 1.0})
-    return folder
-
-
 @pytest.mark.parametrize("args, wanted", [
     (["plot", "{missing}", "-o", "{tmp}/out.txt"], ".png"),
     (["metrics", "{missing}", "--plot", "{tmp}/m.txt"], ".png"),

@@ -17,23 +17,6 @@ EXAMPLE = REPO / "src" / "infinityebsd" / "examples" / "example_256.ctf"
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    from infinityebsd.models.ldm import (
-        build_metric_encoder, build_scheduler, build_unet, build_vae, load_config, save_model,
-    )
-
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    folder = tmp_path_factory.mktemp("model")
-    save_model(folder, vae=build_vae(cfg), unet=build_unet(cfg), metric_encoder=build_metric_encoder(cfg),
-               scheduler=build_scheduler(cfg), info={"patch": cfg["patch"], "representation": "euler",
-                                                    "latent_scaling_factor": 1.0})
-    return folder
-
-
-@pytest.fixture(scope="module")
 def pipe(tiny_model):
     from infinityebsd.models.ldm import load_model
     from infinityebsd.pipeline.inpaint import InpaintPipeline
