@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--no-model", action="store_true", help="skip the model path")
     ap.add_argument("--sizes", default="1024,2048")
     ap.add_argument("--generate", type=int, default=2048, help="size generated from metrics (0 = none)")
-    ap.add_argument("--steps", type=int, default=20, help="denoising steps of the model path")
+    ap.add_argument("--steps", type=int, default=None, help="denoising steps of the model path (default: the model's)")
     a = ap.parse_args()
     load = os.getloadavg()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -63,8 +63,9 @@ def main():
             from infinityebsd.pipeline.extend import extend
 
             folder = a.model or (DEFAULT_MODEL if DEFAULT_MODEL.is_dir() else DEFAULT_MODEL.parent / "compact")
-            print(f"model path: {folder}, {a.steps} steps, batches of 8", flush=True)
             pipe = load_pipeline(str(folder), "cpu")
+            print(f"model path: {folder}, sampling {getattr(pipe, 'sampling', None) or 'dpm, 20 steps'}"
+                  f"{'' if a.steps is None else f', steps {a.steps}'}, batches of 8", flush=True)
             for s in sizes:
                 t, _ = timed(lambda: extend(pipe, inp, (s, s), seed=0, steps=a.steps, progress=False,
                                             log=lambda m: None, work_dir=os.path.join(tmp, f"m{s}")))

@@ -6,10 +6,12 @@ compared with the truth: boundary density at the input border over the density e
 own ratio beside it), the share of the truth's cut grains that continue, the straight-run share, and
 the wall time. The peer of every row is the replacement-only DDIM row measured in the same run.
 
-Part 2, speed: 256→1024 (the demo) and 512→2048 extensions, batched against one window at a time on
-the smaller one.
+Part 2, speed: 256→1024 (the demo; batched against one window at a time too), 512→1024 and
+512→2048 (a 512² grain-growth map, mean ECD 24 cells), each also with the latent ``compact`` model
+(``--peer``) in the same run for the ratio.
 
-Run: python bench/bench_morph.py [--model DIR] [--size 160] [--maps 3] [--speed 1024,2048]
+Run: python bench/bench_morph.py [--model DIR] [--size 160] [--maps 3] [--speed demo,1024,2048]
+     [--skip-samplers] [--calibrate] [--settings 1,0,4]
 """
 
 import argparse
@@ -24,16 +26,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "src", "infinityebsd", "examples", "example_256.ctf")
 DEFAULT_MODEL = os.path.join(HERE, "..", "src", "infinityebsd", "pretrained", "morph")
 
-SETTINGS = [  # (label, sampler, steps, resample)
-    ("ddim 25, replacement only", "ddim", 25, 1),
-    ("ddim 25, RePaint x2 (first half)", "ddim", 25, 2),
-    ("ddim 25, RePaint x3 (first half)", "ddim", 25, 3),
-    ("ddim 50, replacement only", "ddim", 50, 1),
-    ("dpm 20, replacement only", "dpm", 20, 1),
+SETTINGS = [  # (label, sampler, steps, resample, window overlap)
+    ("ddim 25, replacement only", "ddim", 25, 1, 0.5),
+    ("ddim 25, RePaint x2 (first half)", "ddim", 25, 2, 0.5),
+    ("ddim 25, RePaint x3 (first half)", "ddim", 25, 3, 0.5),
+    ("ddim 50, replacement only", "ddim", 50, 1, 0.5),
+    ("dpm 20, replacement only", "dpm", 20, 1, 0.5),
+    ("dpm 10, replacement only", "dpm", 10, 1, 0.5),
+    ("dpm 10, replacement only, overlap 3/8", "dpm", 10, 1, 0.375),
+    ("dpm 15, replacement only, overlap 3/8", "dpm", 15, 1, 0.375),
+    ("ddim 10, replacement only, overlap 3/8", "ddim", 10, 1, 0.375),
+    ("dpm 10, replacement only, overlap 1/4", "dpm", 10, 1, 0.25),
+    ("ddim 10, RePaint x2 (first half), overlap 3/8", "ddim", 10, 2, 0.375),
+    ("ddim 15, RePaint x2 (first half), overlap 3/8", "ddim", 15, 2, 0.375),
+    ("ddim 25, RePaint x2 (first half), overlap 3/8", "ddim", 25, 2, 0.375),
 ]
 
 
-def crop_extend(pipe, truth, seed, sampler, steps, resample):
+def crop_extend(pipe, truth, seed, sampler, steps, resample, overlap=0.5):
     from infinityebsd.evaluate.boundaries import border_density_ratio, continued_share, straight_run_share
     from infinityebsd.grains import reconstruct
     from infinityebsd.pipeline.extend import extend
@@ -43,7 +53,8 @@ def crop_extend(pipe, truth, seed, sampler, steps, resample):
     r0, c0 = (H - h) // 2, (W - w) // 2
     crop = truth.crop(r0, c0, h, w)
     t0 = time.perf_counter()
-    res = extend(pipe, crop, (H, W), seed=seed, steps=steps, scheduler=sampler, resample=resample, progress=False,
+    res = extend(pipe, crop, (H, W), seed=seed, steps=steps, scheduler=sampler, resample=resample, overlap=overlap,
+                 progress=False,
                  log=lambda *a: None)
     sec = time.perf_counter() - t0
     lab = reconstruct(res.map, 10.0).labels
@@ -57,15 +68,21 @@ def crop_extend(pipe, truth, seed, sampler, steps, resample):
 def main():
     from infinityebsd.data.synth import synth_map
     from infinityebsd.models.ldm import load_model
-    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.pipeline.morph import MorphPipeline, calibrate_decoder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--maps", type=int, default=3)
-    ap.add_argument("--speed", default="1024,2048", help="extension sizes for part 2 ('' to skip)")
+    ap.add_argument("--speed", default="demo,1024,2048",
+                    help="jobs of part 2: demo (256->1024), 1024 and 2048 (from a 512x512 map); '' to skip")
+    ap.add_argument("--peer", default=os.path.join(HERE, "..", "src", "infinityebsd", "pretrained", "compact"),
+                    help="model timed on the same jobs in the same run ('' for none)")
     ap.add_argument("--skip-samplers", action="store_true")
     ap.add_argument("--settings", default="0,1,4", help="rows of SETTINGS to run (default: 0,1,4)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="choose the segmentation thresholds for each sampler setting (calibrate_decoder) "
+                         "instead of using the model folder's for all")
     a = ap.parse_args()
     pipe = MorphPipeline(load_model(a.model), folder=a.model)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
@@ -77,8 +94,13 @@ def main():
         print("\n| setting | s / map | time vs peer | border ratio (truth) | continued | straight runs (truth) | grains (truth) |")
         print("|---|---|---|---|---|---|---|")
         peer = None
-        for label, sampler, steps, resample in [SETTINGS[int(i)] for i in a.settings.split(",")]:
-            rows = [crop_extend(pipe, t, 7 + k, sampler, steps, resample) for k, t in enumerate(truths)]
+        for label, sampler, steps, resample, overlap in [SETTINGS[int(i)] for i in a.settings.split(",")]:
+            if a.calibrate:
+                pipe.decode_options = calibrate_decoder(a.model, sampling={"sampler": sampler, "steps": steps,
+                                                                           "resample": resample},
+                                                        write=False, log=lambda *_: None)
+                label = f"{label}; h {pipe.decode_options['h']}, merge {pipe.decode_options['merge_above']}"
+            rows = [crop_extend(pipe, t, 7 + k, sampler, steps, resample, overlap) for k, t in enumerate(truths)]
             m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
             peer = peer or m["seconds"]
             print(f"| {label} | {m['seconds']:.1f} | {m['seconds'] / peer:.2f}x | {m['border_ratio']:.2f} "
@@ -86,21 +108,35 @@ def main():
                   f"({m['truth_straight']:.3f}) | {m['grains']:.0f} ({m['truth_grains']:.0f}) |", flush=True)
     if a.speed:
         import infinityebsd as ie
+        from infinityebsd.cli.generate import load_pipeline
         from infinityebsd.data.synth import synth_map as sm
         from infinityebsd.pipeline.extend import extend
 
-        print("\n| job | batch | seconds | vs batch 1 |")
-        print("|---|---|---|---|")
         ex = ie.read_map(EXAMPLE)
-        for k, size in enumerate(int(s) for s in a.speed.split(",") if s):
-            src = ex if k == 0 else sm((512, 512), 24, seed=5, workers=1)
-            times = {}
-            for batch in ((8, 1) if k == 0 else (8,)):
+        big = sm((512, 512), 24, seed=5, workers=1)
+        jobs = {"demo": ("256→1024 (the README job)", ex, 1024), "1024": ("512→1024", big, 1024),
+                "2048": ("512→2048", big, 2048)}
+        peer = load_pipeline(a.peer, "cpu") if a.peer else None
+        print(f"\nmodel sampling: {pipe.sampling}; peer: {a.peer or 'none'} (its defaults: dpm, 20 steps)")
+        print("\n| job | model | batch | seconds | note |")
+        print("|---|---|---|---|---|")
+        for key in (k for k in a.speed.split(",") if k):
+            label, src, size = jobs[key]
+
+            def run(p, batch=8):
                 t0 = time.perf_counter()
-                extend(pipe, src, (size, size), seed=0, batch=batch, progress=False, log=lambda *a: None)
-                times[batch] = time.perf_counter() - t0
-                ratio = f"{times[1] / times[8]:.2f}x faster batched" if batch == 1 else ""
-                print(f"| {src.shape[0]}→{size} | {batch} | {times[batch]:.1f} | {ratio} |", flush=True)
+                r = extend(p, src, (size, size), seed=0, batch=batch, progress=False, log=lambda *_: None)
+                return time.perf_counter() - t0, r
+
+            t, r = run(pipe)
+            print(f"| {label} | morph | 8 | {t:.1f} | {r.plan.n_windows} windows in {len(r.plan.waves)} waves, "
+                  f"grid scale {r.scale:.2f} |", flush=True)
+            if key == "demo":
+                t1, _ = run(pipe, 1)
+                print(f"| {label} | morph | 1 | {t1:.1f} | batched {t1 / t:.2f}x faster |", flush=True)
+            if peer is not None:
+                tp, _ = run(peer)
+                print(f"| {label} | compact (latent) | 8 | {tp:.1f} | morph {tp / t:.2f}x faster |", flush=True)
 
 
 if __name__ == "__main__":

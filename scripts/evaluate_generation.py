@@ -29,12 +29,12 @@ SHAPE = ("size", "perimeter", "inertia_ratio", "coordination")
 CASES = [("synth-d10", 10, 1.0, 0.0, 201), ("synth-d18", 18, 1.0, 0.0, 202), ("synth-d14-elongated", 14, 2.5, 30.0, 203)]
 
 
-def generate(method, pipe, cond, shape, seed):
+def generate(method, pipe, cond, shape, seed, guidance=1.0):
     quiet = dict(progress=False, log=lambda s: None, seed=seed)
     if method == "model":
         from infinityebsd.pipeline.extend import extend
 
-        return extend(pipe, None, shape, cond=cond, **quiet).map
+        return extend(pipe, None, shape, cond=cond, guidance=guidance, **quiet).map
     from infinityebsd.pipeline.growth import extend_growth, extend_voronoi
 
     return (extend_growth if method == "growth" else extend_voronoi)(None, shape, cond=cond, **quiet).map
@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["voronoi", "growth", "model"])
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--out", type=Path, default=Path("generation_eval.json"))
+    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the model")
     a = ap.parse_args()
     pipe = None
     if "model" in a.methods:
@@ -68,7 +69,7 @@ def main():
         for given, cond in (("all eight", full), ("size only", size_only)):
             for method in a.methods:
                 t0 = time.time()
-                out = generate(method, pipe, cond, truth.shape, 1)
+                out = generate(method, pipe, cond, truth.shape, 1, a.guidance)
                 dt = time.time() - t0
                 d_ = compare_tables(T.table, measure(out).table, SHAPE)
                 rows.append({"case": name, "given": given, "method": method, "seconds": dt,

@@ -65,7 +65,7 @@ def cases(size=192, real=True):
                 yield name, clean(ie.read_map(path))
 
 
-def run_method(method, crop, shape, seed, model=None):
+def run_method(method, crop, shape, seed, model=None, guidance=1.0):
     from infinityebsd.pipeline.growth import extend_growth, extend_voronoi
 
     quiet = dict(progress=False, log=lambda s: None, seed=seed)
@@ -76,7 +76,7 @@ def run_method(method, crop, shape, seed, model=None):
     if method == "model":
         from infinityebsd.pipeline.extend import extend
 
-        return extend(model, crop, shape, **quiet).map
+        return extend(model, crop, shape, guidance=guidance, **quiet).map
     raise SystemExit(f"unknown method {method}")
 
 
@@ -90,7 +90,7 @@ def generated_grains(labels, box):
     return sel
 
 
-def evaluate_case(name, truth_map, methods, seed, model=None):
+def evaluate_case(name, truth_map, methods, seed, model=None, guidance=1.0):
     R, C = truth_map.shape
     h, w = R // 2, C // 2
     box = ((R - h) // 2, (C - w) // 2, h, w)  # where every method places a centred input
@@ -105,7 +105,7 @@ def evaluate_case(name, truth_map, methods, seed, model=None):
     crop = truth_map.crop(*box)
     for method in methods:
         t0 = time.time()
-        out = run_method(method, crop, (R, C), seed, model)
+        out = run_method(method, crop, (R, C), seed, model, guidance)
         dt = time.time() - t0
         E = measure(out)
         me = generated_grains(E.labels, box)
@@ -174,6 +174,7 @@ def main():
     ap.add_argument("--no-real", action="store_true", help="synthetic maps only")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one extension per case and seed")
     ap.add_argument("--out", type=Path, default=Path("methods_eval.json"))
+    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the model")
     a = ap.parse_args()
     model = None
     if "model" in a.methods:
@@ -184,7 +185,7 @@ def main():
     rows = []
     for name, m in cases(a.size, not a.no_real):
         for seed in a.seeds:
-            rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model))
+            rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model, a.guidance))
     doc = {"methods": a.methods, "seeds": a.seeds, "seconds": time.time() - t0, "cases": rows}
     a.out.write_text(json.dumps(doc, indent=1, default=float))
     print()

@@ -28,66 +28,6 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "src"))
 
 
-def calibrate_decoder(folder, maps: int = 4, windows: int = 4, seed: int = 10_000, log=print) -> dict:
-    """Choose the segmentation thresholds (h-maxima height, merge level) for a model's fields.
-
-    Held-out grain-growth maps (seeds far from the training corpus'; one elongated), random 64-cell
-    windows with their right half unknown, filled once with the pipeline's default sampler; each
-    threshold pair segments the same fields, and the pair whose new grains best match the truth's in
-    number and mean ECD (sum of absolute log ratios) wins. Written to ``infinityebsd.json["decode"]``.
-    """
-    from infinityebsd.data.synth import grain_growth_labels
-    from infinityebsd.models.ldm import load_model, read_info, write_info
-    from infinityebsd.pipeline.morph import MorphPipeline, segment_window
-    from infinityebsd.train.morph import morph_conditioning
-
-    pipe = MorphPipeline(load_model(folder), folder=folder)
-    pipe.decode_options = {}
-    P = pipe.patch
-    rng = np.random.default_rng(seed)
-    labs, conds = [], []
-    for k in range(maps):
-        median = float(rng.uniform(9.0, 12.5))
-        aspect = 2.5 if k == maps - 1 else 1.0
-        lab = grain_growth_labels((160, 160), median / 0.85, aspect=aspect, angle_deg=float(rng.uniform(0, 180)),
-                                  rng=seed + k, workers=1)
-        c = morph_conditioning(lab)
-        for _ in range(windows):
-            r, q = rng.integers(0, 160 - P, 2)
-            labs.append(lab[r:r + P, q:q + P])
-            conds.append(c)
-    known = np.zeros((len(labs), P, P), bool)
-    known[:, :, : P // 2] = True
-    kf = np.stack([pipe.known_field(lab, k) for lab, k in zip(labs, known)])
-    fields = pipe(kf, known, np.stack(conds), seeds=list(range(len(labs))))
-
-    def new_grains(lab, unknown):
-        area = np.bincount(lab.ravel())
-        share = np.bincount(lab[unknown].ravel(), minlength=len(area)) / np.maximum(area, 1)
-        g = np.flatnonzero(share > 0.5)
-        return len(g), float(np.sqrt(4 * area[g] / np.pi).sum())
-
-    truth = np.array([new_grains(lab, ~k) for lab, k in zip(labs, known)]).sum(0)
-    best = None
-    for h in (0.05, 0.1, 0.15, 0.25):
-        for merge in (-0.85, -0.7, -0.6, -0.5, -0.4):
-            got = np.array([new_grains(segment_window(f, lab, k, pipe.representation, 10**6, h=h, merge_above=merge)[0], ~k)
-                            for lab, k, f in zip(labs, known, fields)]).sum(0)
-            n_ratio = got[0] / truth[0]
-            ecd_ratio = (got[1] / max(got[0], 1)) / (truth[1] / truth[0])
-            score = abs(np.log(max(n_ratio, 1e-3))) + abs(np.log(max(ecd_ratio, 1e-3)))
-            if best is None or score < best[0]:
-                best = (score, h, merge, n_ratio, ecd_ratio)
-    _, h, merge, n_ratio, ecd_ratio = best
-    info = read_info(folder)
-    info["decode"] = {"h": h, "merge_above": merge}
-    info["decode_calibration"] = {"windows": len(labs), "grain_count_ratio": round(float(n_ratio), 3),
-                                  "mean_ecd_ratio": round(float(ecd_ratio), 3), "seed": seed}
-    write_info(folder, info)
-    log(f"decoder: h={h}, merge_above={merge} (new grains / truth: count {n_ratio:.2f}, mean ECD {ecd_ratio:.2f})")
-    return info["decode"]
-
-
 def export(work: Path, dst: Path):
     """Copy a finished training folder's model parts into ``dst`` (swapped in whole)."""
     tmp = dst.with_name(f".{dst.name}.tmp")
@@ -119,6 +59,7 @@ def main(argv=None):
 
     import torch
 
+    from infinityebsd.pipeline.morph import calibrate_decoder
     from infinityebsd.train.morph import export_checkpoint, train_morphology
 
     t0 = time.time()

@@ -1,6 +1,7 @@
 """Morphology-first generation: representations, segmentation, training items, the pipeline."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -261,3 +262,54 @@ def test_rescaled_conditioning_moves_the_size_distribution_by_the_factor():
     v = axis_values("size")
     s = METRIC_NAMES.index("size")
     assert np.average(v, weights=half[s]) == pytest.approx(np.average(v, weights=cond[s]) / 2, rel=0.03)
+
+
+def test_plan_is_drawn_at_grain_scale_and_matches_the_job(tiny_model):
+    """Coarse grains (median ECD ~2x the model's range) run on a grid about half as fine, so the
+    windows drawn on the output grid are about twice the model's; the plan --plan shows is the
+    plan the job runs, and together with the input its windows cover the whole canvas."""
+    from infinityebsd.data.synth import synth_map
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.extend import extend
+    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.pipeline.morph_extend import plan_morph
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    pipe.sampling["overlap"] = 0.25  # a folder's sampling settings are the job's defaults
+    m = synth_map((80, 80), 24, seed=3, workers=1)
+    size = (160, 140)
+    plan = plan_morph(pipe, m, size, overlap=0.25, log=lambda *a: None)
+    assert plan.canvas == size
+    assert 1.5 * pipe.patch <= plan.patch <= 3 * pipe.patch
+    cover = np.zeros(size, bool)
+    r0, c0, h, w = plan.input_box
+    cover[r0:r0 + h, c0:c0 + w] = True
+    for r, c in plan.windows:
+        cover[r:r + plan.patch, c:c + plan.patch] = True
+    assert cover[2:-2, 2:-2].all()  # rounding to the output grid may leave the last cell or two
+    res = extend(pipe, m, size, seed=0, steps=1, progress=False, log=lambda *a: None)
+    assert res.plan.windows == plan.windows and res.plan.patch == plan.patch
+
+
+def test_train_morph_command_trains_calibrates_and_resumes(tmp_path):
+    """The command line trains a model folder that loads as a pixel model, with segmentation
+    thresholds chosen from the calibration grid, and --resume goes on from its checkpoint."""
+    from infinityebsd.models.ldm import read_info
+
+    from conftest import console_script
+
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    out = tmp_path / "m"
+    base = [console_script(), "train-morph", "-o", str(out), "--config", str(cfg), "--batch", "2",
+            "--checkpoint-every", "1"]
+    r = subprocess.run(base + ["--steps", "2"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = read_info(out)
+    assert info["space"] == "pixel" and info["provenance"]["morph"]["steps"] == 2
+    assert info["decode"]["h"] in (0.05, 0.1, 0.15, 0.25)
+    assert info["decode"]["merge_above"] in (-0.85, -0.7, -0.6, -0.5, -0.4)
+    r = subprocess.run(base + ["--steps", "3", "--resume", "--no-calibrate"], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_info(out)["provenance"]["morph"]["steps"] == 3

@@ -63,20 +63,22 @@ def _generation_options(f):
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
                      help="Where the model runs; cuda uses the GPU (bf16), several under accelerate launch."),
         click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Windows per forward pass."),
-        click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=0.5, show_default=True,
-                     help="Fraction of a window shared with its neighbour on the plan's grid."),
+        click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=None,
+                     help="Fraction of a window shared with its neighbour on the plan's grid (default: the "
+                          "model folder's setting for morphology models, 0.5 for latent ones)."),
         click.option("--guidance", type=float, default=1.0, show_default=True,
                      help="Classifier-free guidance on the metrics (1 = none)."),
         click.option("--scheduler", type=click.Choice(["dpm", "pndm", "ddim"]), default=None,
-                     help="Sampler. Default: ddim with RePaint resampling for morphology models (the shipped "
-                          "one), dpm (multistep DPM-Solver) for latent models; pndm with 50 steps is the paper's."),
+                     help="Sampler. Default: the model folder's setting for morphology models (the shipped one: "
+                          "ddim with RePaint resampling), dpm (multistep DPM-Solver) for latent models; pndm with "
+                          "50 steps is the paper's."),
         click.option("--steps", type=click.IntRange(1, 1000), default=None,
-                     help="Denoising steps per window (default: 25 for morphology models, 20 for latent "
-                          "ones): more is slower and can be finer."),
+                     help="Denoising steps per window (default: the model folder's setting for morphology "
+                          "models, 10 for the shipped one; 20 for latent ones): more is slower and can be finer."),
         click.option("--resample", type=click.IntRange(1, 10), default=None,
                      help="Morphology models with --scheduler ddim: RePaint passes per step over the first "
-                          "half of the steps, so new cells agree with the known ones (default 2; 1 = plain "
-                          "known-region replacement)."),
+                          "half of the steps, so new cells agree with the known ones (default: the model "
+                          "folder's, 2 for the shipped one; 1 = plain known-region replacement)."),
         click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
                      help="Model folder (default: the model shipped with the package)."),
         click.option("--method", type=click.Choice(["model", "growth"]), default="model", show_default=True,
@@ -204,9 +206,16 @@ def _run(pipe, input_map, size, cond, median_size, output, seed, steps, schedule
     if plan_only and pipe is None:
         raise InputError("--plan draws the model's windows; --method growth has none")
     if plan_only:
-        P = pipe.patch
+        if getattr(pipe, "space", None) == "pixel":  # windows at grain scale, drawn on the output grid
+            from ..pipeline.morph_extend import plan_morph
+
+            if overlap is None:
+                overlap = pipe.sampling["overlap"]
+            _show_plan(plan_morph(pipe, input_map, size, cond=cond, place=place, overlap=overlap, phase=phase,
+                                  log=lambda s: click.echo(s, err=True)), output)
+            return
         box = None if input_map is None else place_input(size, input_map.shape, place)
-        _show_plan(make_plan(size, P, box, overlap=overlap), output)
+        _show_plan(make_plan(size, pipe.patch, box, overlap=0.5 if overlap is None else overlap), output)
         return
     work = str(Path(output).with_suffix("")) + ".work"
     if pipe is None:  # --method growth

@@ -24,6 +24,9 @@ from ..errors import InputError
 from ..models.morph import check_pixel_model, morph_drop, morph_input
 
 SAMPLERS = ("ddim", "dpm", "pndm")
+DEFAULT_SAMPLING = {"sampler": "ddim", "steps": 25, "resample": 2, "overlap": 0.5}
+"""Sampling settings of a model folder that names none; a folder's ``infinityebsd.json`` may carry its
+own under ``"sampling"`` (the shipped model's were chosen by ``bench/bench_morph.py``)."""
 """``ddim``: deterministic DDIM with known-region replacement and RePaint resampling (the default);
 ``dpm`` and ``pndm``: diffusers' multistep solvers with known-region replacement only (their
 multistep state does not survive jumps back in time)."""
@@ -41,6 +44,11 @@ class MorphPipeline:
         dlog.set_verbosity_error()
         self.model = model.to(device, None if dtype == torch.float32 else dtype)
         self.device, self.dtype = torch.device(device), dtype
+        if self.device.type == "cpu":
+            # oneDNN's convolutions are faster in this layout on the small batches of a wave (the demo
+            # job: 49 s -> 43 s on the 2-core CPU, bench/RESULTS.md); results differ from the default
+            # layout only by float rounding, and stay independent of the batch size
+            self.model.unet.to(memory_format=torch.channels_last)
         self.representation = model.info["representation"]
         self.channels = MORPHOLOGY_CHANNELS[self.representation]
         self.patch = int(model.info["patch"])
@@ -52,6 +60,7 @@ class MorphPipeline:
         # segmentation thresholds calibrated for this model's fields (faint boundaries of a briefly
         # trained model need a lower merge level than exact fields); see scripts/train_default_model.py
         self.decode_options = dict(model.info.get("decode", {}))
+        self.sampling = {**DEFAULT_SAMPLING, **model.info.get("sampling", {})}
 
     # -- encoding ---------------------------------------------------------------------------------
     def known_field(self, labels: np.ndarray, known: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -172,3 +181,75 @@ def segment_window(field: np.ndarray, labels: np.ndarray, known: np.ndarray, rep
     out = np.where(new, lab - base + next_label, lab)
     n_new = int(lab[new].max() - base + 1) if new.any() else 0
     return out, next_label + n_new
+
+
+def calibrate_decoder(folder, maps: int = 4, windows: int = 4, seed: int = 10_000, log=print, sampling=None,
+                      write: bool = True) -> dict:
+    """Choose the segmentation thresholds (h-maxima height, merge level) for a model folder's fields.
+
+    Held-out grain-growth maps (seeds far from the training corpus'; one elongated), random windows
+    with their right half unknown, filled once with the folder's sampling settings; each
+    threshold pair segments the same fields, and the pair whose new grains best match the truth's in
+    number, mean ECD and area-weighted mean ECD (sum of absolute log ratios; the last one catches
+    merged giants, which the number-weighted figures barely see) wins. Written to ``infinityebsd.json["decode"]``
+    (unless ``write`` is False); ``sampling`` overrides the folder's sampling settings (to compare
+    samplers, each with its own thresholds).
+    """
+    # training-side modules (accelerate and the corpus code) only when calibrating
+    from ..data.synth import grain_growth_labels
+    from ..models.ldm import load_model, read_info, write_info
+    from ..train.morph import morph_conditioning
+
+    pipe = MorphPipeline(load_model(folder), folder=folder)
+    pipe.decode_options = {}
+    P = pipe.patch
+    rng = np.random.default_rng(seed)
+    labs, conds = [], []
+    for k in range(maps):
+        median = float(rng.uniform(9.0, 12.5))
+        aspect = 2.5 if k == maps - 1 else 1.0
+        lab = grain_growth_labels((160, 160), median / 0.85, aspect=aspect, angle_deg=float(rng.uniform(0, 180)),
+                                  rng=seed + k, workers=1)
+        c = morph_conditioning(lab)
+        for _ in range(windows):
+            r, q = rng.integers(0, 160 - P, 2)
+            labs.append(lab[r:r + P, q:q + P])
+            conds.append(c)
+    known = np.zeros((len(labs), P, P), bool)
+    known[:, :, : P // 2] = True
+    kf = np.stack([pipe.known_field(lab, k) for lab, k in zip(labs, known)])
+    d = {**pipe.sampling, **(sampling or {})}
+    fields = pipe(kf, known, np.stack(conds), seeds=list(range(len(labs))), steps=d["steps"], sampler=d["sampler"],
+                  resample=d["resample"])
+
+    def new_grains(lab, unknown):
+        area = np.bincount(lab.ravel())
+        share = np.bincount(lab[unknown].ravel(), minlength=len(area)) / np.maximum(area, 1)
+        g = np.flatnonzero(share > 0.5)
+        ecd = np.sqrt(4 * area[g] / np.pi)
+        return len(g), float(ecd.sum()), float((area[g] * ecd).sum()), float(area[g].sum())
+
+    truth = np.array([new_grains(lab, ~k) for lab, k in zip(labs, known)]).sum(0)
+    best = None
+    for h in (0.05, 0.1, 0.15, 0.25):
+        for merge in (-0.85, -0.7, -0.6, -0.5, -0.4):
+            got = np.array([new_grains(segment_window(f, lab, k, pipe.representation, 10**6, h=h, merge_above=merge)[0], ~k)
+                            for lab, k, f in zip(labs, known, fields)]).sum(0)
+            n_ratio = got[0] / truth[0]
+            ecd_ratio = (got[1] / max(got[0], 1)) / (truth[1] / truth[0])
+            aw_ratio = (got[2] / max(got[3], 1)) / (truth[2] / truth[3])
+            score = sum(abs(np.log(max(r, 1e-3))) for r in (n_ratio, ecd_ratio, aw_ratio))
+            if best is None or score < best[0]:
+                best = (score, h, merge, n_ratio, ecd_ratio, aw_ratio)
+    _, h, merge, n_ratio, ecd_ratio, aw_ratio = best
+    if not write:
+        return {"h": h, "merge_above": merge}
+    info = read_info(folder)
+    info["decode"] = {"h": h, "merge_above": merge}
+    info["decode_calibration"] = {"windows": len(labs), "grain_count_ratio": round(float(n_ratio), 3),
+                                  "mean_ecd_ratio": round(float(ecd_ratio), 3),
+                                  "area_weighted_ecd_ratio": round(float(aw_ratio), 3), "seed": seed}
+    write_info(folder, info)
+    log(f"decoder: h={h}, merge_above={merge} (new grains / truth: count {n_ratio:.2f}, mean ECD {ecd_ratio:.2f}, "
+        f"area-weighted mean ECD {aw_ratio:.2f})")
+    return info["decode"]

@@ -260,6 +260,23 @@ def _merge_small(labels: np.ndarray, fixed: np.ndarray, min_area: int) -> np.nda
     return lab
 
 
+def output_plan(prep: Prepared, plan: Plan) -> Plan:
+    """The grain-scale ``plan`` drawn on the output grid (windows of ``patch / f`` cells)."""
+    if prep.f == 1.0:
+        return Plan(canvas=plan.canvas, patch=plan.patch, input_box=prep.box, windows=plan.windows, waves=plan.waves)
+    f = prep.f
+    return Plan(canvas=prep.size, patch=int(round(plan.patch / f)), input_box=prep.box,
+                windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
+
+
+def plan_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", overlap: float = 0.5,
+               phase: str | None = None, log=print) -> Plan:
+    """The windows and waves a morphology job would run, on the output grid (for ``--plan``): the
+    input is cleaned and the grid scale chosen exactly as :func:`extend_morph` does."""
+    prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
+    return output_plan(prep, make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap))
+
+
 def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area: int = MIN_AREA):
     """Step 4: labels on the output grid, the input exact, small grains merged, orientations.
     Returns (EBSDMap, labels, plan on the output grid)."""
@@ -295,13 +312,7 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
     ref = prep.input_clean
     m = EBSDMap.from_euler(euler, step=ref.step if ref is not None else (1.0, 1.0),
                            phase=ref.phases[0] if ref is not None else None, source="infinityebsd")
-    if prep.f != 1.0:
-        f = prep.f
-        plan = Plan(canvas=(R, C), patch=int(round(plan.patch / f)), input_box=prep.box,
-                    windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
-    else:
-        plan = Plan(canvas=plan.canvas, patch=plan.patch, input_box=prep.box, windows=plan.windows, waves=plan.waves)
-    return m, out, plan
+    return m, out, output_plan(prep, plan)
 
 
 def _key(**kw) -> str:
