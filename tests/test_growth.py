@@ -145,6 +145,25 @@ def synth_input():
     return synth_map((64, 64), 10, seed=3, texture="random")
 
 
+def test_continuation_of_slanted_grains_leans_with_them():
+    """A grain cut by the top border (20-cell chord, 6 cells deep): equiaxed or elongated along or
+    across the border, its continuation is symmetric about the chord's middle; elongated at 30° from
+    the rows (pointing up-left, i.e. outward to the left), it reaches further out at the chord's left
+    end than at its right end, as a slanted ellipse cut by the border does."""
+    from infinityebsd.data.synth import _metric
+    from infinityebsd.pipeline.growth import _side_depths
+
+    lab = np.zeros((20, 40), np.int64)
+    lab[:6, 10:30] = 1
+    top = np.array([(-1, 0), (0, 1)], float).T  # one cell outward, one along the border
+    for aspect, angle in ((1.0, 0.0), (2.5, 90.0), (2.5, 0.0)):
+        _, d = _side_depths(lab, 50.0, _metric(aspect, angle) @ top)
+        assert np.array_equal(d[10:30], d[10:30][::-1]), (aspect, angle)
+        assert d[10:30].max() > 1
+    _, d = _side_depths(lab, 50.0, _metric(2.5, 30.0) @ top)
+    assert d[10:15].sum() > d[25:30].sum() + 5
+
+
 def test_growth_keeps_the_input_exactly(synth_input):
     from infinityebsd.grains import clean
     from infinityebsd.pipeline.growth import extend_growth

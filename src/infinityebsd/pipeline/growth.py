@@ -220,17 +220,23 @@ def _new_mean_ecd(labels: np.ndarray, n_fixed: int, beside_fixed: np.ndarray | N
     return float(np.sum(wt * 2 * np.sqrt(area[idx] / np.pi)) / wt.sum())
 
 
-def _side_depths(lab: np.ndarray, cap: float, f_t: float = 1.0, f_n: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.ndarray]:
     """For the side of ``lab`` at row 0: the grain at each border cell and how far it continues outward.
 
     A grain cut by a straight line shows a chord L (its border cells on this side) and a depth t
     (its longest run inward from the border); a disc with that chord and depth has diameter
-    D = t + L²/(4t), so it reaches e = L²/(4t) (at most ``cap`` and L/2) beyond the line: long, shallow slivers
-    (a grain cut near its edge) continue far, short, deep ones little. Outside, the grain is given
-    that disc's segment: at a distance x from the chord's centre it continues
-    √((D/2)² − x²) − (D/2 − e) cells. With elongated grains all this holds in the coordinates where
-    they are round: lengths along the border are multiplied by ``f_t``, across it by ``f_n``.
+    D = t + L²/(4t), so it reaches e = L²/(4t) (at most ``cap`` and L/2) beyond the line: long, shallow
+    slivers (a grain cut near its edge) continue far, short, deep ones little. Outside, each border
+    cell's column continues as far as it stays inside that disc.
+
+    All of this is done where the grains are round: ``A`` (2×2) takes a step of one cell outward
+    (first column) and one cell along the border (second column) to those coordinates
+    (:func:`~infinityebsd.data.synth._metric` times the side's orientation; identity for equiaxed
+    grains). With grains elongated at a slant the two steps are not perpendicular there, so the disc
+    comes back as a slanted ellipse cap, deeper at one end of the chord, as a slanted grain's
+    continuation is.
     """
+    A = np.eye(2) if A is None else np.asarray(A, np.float64)
     g = lab[0]
     inside = lab == g[None, :]
     run = np.where(inside.all(axis=0), lab.shape[0], np.argmin(inside, axis=0))
@@ -240,15 +246,25 @@ def _side_depths(lab: np.ndarray, cap: float, f_t: float = 1.0, f_n: float = 1.0
     centre = np.bincount(g, weights=p, minlength=n) / np.maximum(L, 1)
     t = np.zeros(n)
     np.maximum.at(t, g, run.astype(np.float64))
-    t = np.maximum(t, 1.0) * f_n
-    L = L * f_t
+    t = np.maximum(t, 1.0)
+    dk, dp = A[:, 0], A[:, 1]
+    u = dp / np.linalg.norm(dp)
+    nrm = np.array([-u[1], u[0]])  # the border line's outward unit normal, round coordinates
+    if nrm @ dk < 0:
+        nrm = -nrm
+    ell = L * np.linalg.norm(dp)
+    t = t * abs(dk @ nrm)
     # at most a half disc on the chord: a deeper segment would need to widen beyond the chord,
     # over the neighbours' border cells, and cut at the chord it would have straight sides
-    e = np.minimum(np.minimum(L**2 / (4 * t), cap), L / 2)
+    e = np.minimum(np.minimum(ell**2 / (4 * t), cap), ell / 2)
     e = np.maximum(e, 1e-6)
-    radius = (e**2 + L**2 / 4) / (2 * e)  # the circle through the chord's ends with sagitta e
-    x = (p - centre[g]) * f_t
-    depth = (np.sqrt(np.maximum(radius[g] ** 2 - x**2, 0.0)) - (radius[g] - e[g])) / f_n
+    radius = (e**2 + ell**2 / 4) / (2 * e)  # the circle through the chord's ends with sagitta e
+    # each border cell's outward ray w + s·dk (w: its point on the border line, relative to the
+    # disc's centre) leaves the disc at the larger root of |w + s·dk|² = radius²
+    w = (p - centre[g])[:, None] * dp[None, :] + (radius[g] - e[g])[:, None] * nrm[None, :]
+    a2, b = dk @ dk, w @ dk
+    disc = b**2 - a2 * ((w * w).sum(axis=1) - radius[g] ** 2)
+    depth = np.where(disc > 0, (-b + np.sqrt(np.maximum(disc, 0.0))) / a2, 0.0)
     # at least one cell everywhere: a border cut at random almost never falls on a grain boundary
     return g, np.maximum(np.rint(depth), 1).astype(np.int64)
 
@@ -271,10 +287,10 @@ def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float
         (input_labels[:, ::-1].T, lambda k, p: (r0 + p, c0 + w - 1 + k)),
     ]
     M = _metric(aspect, angle_deg)
-    f_row, f_col = np.linalg.norm(M[:, 0]), np.linalg.norm(M[:, 1])  # round lengths of unit steps
-    for k_side, (lab, at) in enumerate(sides):
-        f_t, f_n = (f_col, f_row) if k_side < 2 else (f_row, f_col)
-        g, depth = _side_depths(lab, cap, f_t, f_n)
+    # one cell outward and one along the border, as (row, col) steps, side by side
+    steps = [((-1, 0), (0, 1)), ((1, 0), (0, 1)), ((0, -1), (1, 0)), ((0, 1), (1, 0))]
+    for (lab, at), (out_step, along) in zip(sides, steps):
+        g, depth = _side_depths(lab, cap, M @ np.array([out_step, along], np.float64).T)
         kmax = int(depth.max(initial=0))
         if kmax == 0:
             continue
