@@ -46,7 +46,9 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["voronoi", "growth", "model"])
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--out", type=Path, default=Path("generation_eval.json"))
-    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the model")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance of the model (default: the model folder's for generation)")
+    ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     pipe = None
     if "model" in a.methods:
@@ -69,7 +71,7 @@ def main():
         for given, cond in (("all eight", full), ("size only", size_only)):
             for method in a.methods:
                 t0 = time.time()
-                out = generate(method, pipe, cond, truth.shape, 1, a.guidance)
+                out = generate(method, pipe, cond, truth.shape, a.seed, a.guidance)
                 dt = time.time() - t0
                 d_ = compare_tables(T.table, measure(out).table, SHAPE)
                 rows.append({"case": name, "given": given, "method": method, "seconds": dt,

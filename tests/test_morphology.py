@@ -313,3 +313,33 @@ def test_train_morph_command_trains_calibrates_and_resumes(tmp_path):
                        timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert read_info(out)["provenance"]["morph"]["steps"] == 3
+
+
+def test_folder_sampling_settings_are_the_defaults(tiny_model, monkeypatch):
+    """Left out, a job's sampler settings are the model folder's: ``guidance_generate`` from metrics
+    alone, ``guidance`` when extending a map, and the folder's steps and RePaint passes; given ones win."""
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.extend import extend
+    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.train.morph import morph_conditioning
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    pipe.sampling.update(guidance_generate=4.0, guidance=1.5, steps=3, resample=1)
+    seen = []
+    real_call = MorphPipeline.__call__
+
+    def spy(self, *args, **kw):
+        seen.append((kw["guidance"], kw["steps"], kw["resample"]))
+        return real_call(self, *args, **kw)
+
+    monkeypatch.setattr(MorphPipeline, "__call__", spy)
+    cond = morph_conditioning(grain_growth_labels((64, 64), 10, rng=0, workers=1))
+    kw = dict(seed=1, progress=False, log=lambda *a: None)
+    extend(pipe, None, (64, 64), cond=cond, **kw)
+    assert set(seen) == {(4.0, 3, 1)}
+    seen.clear()
+    extend(pipe, _input_map(), (80, 80), **kw)
+    assert set(seen) == {(1.5, 3, 1)}
+    seen.clear()
+    extend(pipe, None, (64, 64), cond=cond, guidance=2.0, steps=2, resample=2, **kw)
+    assert set(seen) == {(2.0, 2, 2)}

@@ -66,8 +66,10 @@ def _generation_options(f):
         click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=None,
                      help="Fraction of a window shared with its neighbour on the plan's grid (default: the "
                           "model folder's setting for morphology models, 0.5 for latent ones)."),
-        click.option("--guidance", type=float, default=1.0, show_default=True,
-                     help="Classifier-free guidance on the metrics (1 = none)."),
+        click.option("--guidance", type=float, default=None,
+                     help="Classifier-free guidance on the metrics (1 = none; default: the model folder's "
+                          "setting for morphology models, 3 for the shipped one when generating from metrics "
+                          "and 1 when extending a map; 1 for latent models)."),
         click.option("--scheduler", type=click.Choice(["dpm", "pndm", "ddim"]), default=None,
                      help="Sampler. Default: the model folder's setting for morphology models (the shipped one: "
                           "ddim with RePaint resampling), dpm (multistep DPM-Solver) for latent models; pndm with "

@@ -348,7 +348,7 @@ def finish(prep: Prepared, plan: Plan, work: _Work, refine: bool = False, seed: 
 
 
 def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
-           steps: int | None = None, scheduler: str | None = None, guidance: float = 1.0, batch: int = 8,
+           steps: int | None = None, scheduler: str | None = None, guidance: float | None = None, batch: int = 8,
            overlap: float | None = None, work_dir=None, resume: bool = False, progress: bool = True,
            median_size: float | None = None, log=print, phase: str | None = None,
            stop_after_waves: int | None = None, refine: bool = False, resample: int | None = None) -> Result | None:
@@ -357,8 +357,8 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
     With a morphology model (:class:`~.morph.MorphPipeline`, the default) the job runs
     :func:`~.morph_extend.extend_morph`: the grain network is generated and segmented, orientations
     come from the input and matching crystallography (``refine`` is implied); ``scheduler``,
-    ``steps``, ``resample`` and ``overlap`` left None take the model folder's sampling settings
-    (``MorphPipeline.sampling``). The rest of this docstring is about the latent model (whose
+    ``steps``, ``resample``, ``overlap`` and ``guidance`` left None take the model folder's sampling
+    settings (``MorphPipeline.sampling``; ``guidance_generate`` when there is no input map). The rest of this docstring is about the latent model (whose
     defaults are DPM-Solver, 20 steps, overlap 0.5).
 
     The steps: :func:`prepare` → :func:`~.planner.make_plan` → :func:`open_work` and :func:`run_plan`
@@ -375,7 +375,9 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
             raise InputError("morphology models run as one process; start without accelerate launch/torchrun")
         d = pipe.sampling
         return extend_morph(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps or d["steps"],
-                            sampler=scheduler or d["sampler"], guidance=guidance, batch=batch,
+                            sampler=scheduler or d["sampler"], batch=batch,
+                            guidance=(d["guidance"] if input_map is not None else d["guidance_generate"])
+                            if guidance is None else guidance,
                             resample=d["resample"] if resample is None else resample,
                             overlap=d["overlap"] if overlap is None else overlap, work_dir=work_dir,
                             resume=resume, progress=progress, log=log, phase=phase,
@@ -383,6 +385,7 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
     steps = steps or 20
     scheduler = scheduler or "dpm"
     overlap = 0.5 if overlap is None else overlap
+    guidance = 1.0 if guidance is None else guidance
     prep = prepare(size, pipe.patch, pipe.model.info, input_map, cond, place, median_size, phase, log)
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
     key = job_key(prep, place=place, seed=seed, refine=refine, steps=steps, scheduler=scheduler, guidance=guidance,

@@ -24,9 +24,12 @@ from ..errors import InputError
 from ..models.morph import check_pixel_model, morph_drop, morph_input
 
 SAMPLERS = ("ddim", "dpm", "pndm")
-DEFAULT_SAMPLING = {"sampler": "ddim", "steps": 25, "resample": 2, "overlap": 0.5}
+DEFAULT_SAMPLING = {"sampler": "ddim", "steps": 25, "resample": 2, "overlap": 0.5, "guidance": 1.0,
+                    "guidance_generate": 1.0}
 """Sampling settings of a model folder that names none; a folder's ``infinityebsd.json`` may carry its
-own under ``"sampling"`` (the shipped model's were chosen by ``bench/bench_morph.py``)."""
+own under ``"sampling"`` (the shipped model's were chosen by ``bench/bench_morph.py`` and, for
+``guidance_generate``, the classifier-free guidance when generating from metrics alone, by
+``scripts/evaluate_generation.py``)."""
 """``ddim``: deterministic DDIM with known-region replacement and RePaint resampling (the default);
 ``dpm`` and ``pndm``: diffusers' multistep solvers with known-region replacement only (their
 multistep state does not survive jumps back in time)."""
