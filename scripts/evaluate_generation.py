@@ -29,7 +29,7 @@ SHAPE = ("size", "perimeter", "inertia_ratio", "coordination")
 CASES = [("synth-d10", 10, 1.0, 0.0, 201), ("synth-d18", 18, 1.0, 0.0, 202), ("synth-d14-elongated", 14, 2.5, 30.0, 203)]
 
 
-def generate(method, pipe, cond, shape, seed, guidance=1.0):
+def generate(method, pipe, cond, shape, seed, guidance=None):
     quiet = dict(progress=False, log=lambda s: None, seed=seed)
     if method == "model":
         from infinityebsd.pipeline.extend import extend

@@ -65,7 +65,7 @@ def cases(size=192, real=True):
                 yield name, clean(ie.read_map(path))
 
 
-def run_method(method, crop, shape, seed, model=None, guidance=1.0):
+def run_method(method, crop, shape, seed, model=None, guidance=None):
     from infinityebsd.pipeline.growth import extend_growth, extend_voronoi
 
     quiet = dict(progress=False, log=lambda s: None, seed=seed)
@@ -90,7 +90,7 @@ def generated_grains(labels, box):
     return sel
 
 
-def evaluate_case(name, truth_map, methods, seed, model=None, guidance=1.0):
+def evaluate_case(name, truth_map, methods, seed, model=None, guidance=None):
     R, C = truth_map.shape
     h, w = R // 2, C // 2
     box = ((R - h) // 2, (C - w) // 2, h, w)  # where every method places a centred input
@@ -174,7 +174,8 @@ def main():
     ap.add_argument("--no-real", action="store_true", help="synthetic maps only")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one extension per case and seed")
     ap.add_argument("--out", type=Path, default=Path("methods_eval.json"))
-    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the model")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance of the model (default: the model folder's for extension)")
     a = ap.parse_args()
     model = None
     if "model" in a.methods:

@@ -159,7 +159,8 @@ def train_cmd(data, output, vae_dir, config, steps, batch, lr, resume, checkpoin
               help="A real map to add to the synthetic corpus, cleaned and rescaled to grain scale "
                    "(repeatable).")
 @click.option("--no-calibrate", is_flag=True,
-              help="Skip choosing the segmentation thresholds for the trained model (a few minutes).")
+              help="Skip choosing the segmentation thresholds for the trained model (about half a minute "
+                   "on a 2-core CPU for the morph config).")
 @click.option("--config", default="morph", show_default=True, metavar="NAME|FILE.json",
               help="Morphology model config (a shipped name or a JSON file). Ignored with --resume.")
 @_STEPS
