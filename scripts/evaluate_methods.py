@@ -4,7 +4,7 @@ For each method (``voronoi``: Poisson-Voronoi fill; ``growth``: ``--method growt
 public ``extend()`` path with the model folder given by ``--model``), on held-out synthetic maps (four
 192x192 maps from ``data.synth``: three grain sizes and one elongated, textured map) and on the cleaned
 cubic single-phase real maps in ../shared/data/real (the nickel and the 316L maps; the copper map is
-on a hexagonal grid, which the readers refuse), the centre half of the map (in each direction) is
+on a hexagonal grid, which the readers refuse), the centre of the map (half of it in each direction unless ``--crop`` says otherwise) is
 extended back to the full map and compared with the truth:
 
 * border density ratio (boundary density in a 2-cell band on each side of the input border over
@@ -90,9 +90,18 @@ def generated_grains(labels, box):
     return sel
 
 
-def evaluate_case(name, truth_map, methods, seed, model=None, guidance=None):
+def area_weighted_ecd(table, sel):
+    """Area-weighted mean ECD of the selected grains: the size a random cell's grain has, which a
+    few oversized grains move far more than the number-weighted distribution."""
+    ecd = np.asarray(table.size, np.float64)
+    area = np.asarray(table.area, np.float64)
+    keep = sel[: len(ecd)]  # grain i of a table is label i
+    return float((area[keep] * ecd[keep]).sum() / area[keep].sum())
+
+
+def evaluate_case(name, truth_map, methods, seed, model=None, guidance=None, crop_fraction=0.5):
     R, C = truth_map.shape
-    h, w = R // 2, C // 2
+    h, w = int(round(R * crop_fraction)), int(round(C * crop_fraction))
     box = ((R - h) // 2, (C - w) // 2, h, w)  # where every method places a centred input
     T = measure(truth_map)
     mt = generated_grains(T.labels, box)
@@ -119,13 +128,16 @@ def evaluate_case(name, truth_map, methods, seed, model=None, guidance=None):
             "continued_fraction": bg["continued_fraction"], "n_cut_grains": bg["n_cut_grains"],
             "continued_share_labels": continued_share(E.labels, T.labels, box),
             "w1": {k: d[k]["w1"] for k in SHAPE_METRICS},
+            "area_weighted_size_ratio": area_weighted_ecd(E.table, me) / area_weighted_ecd(T.table, mt),
+            "largest_grain_ratio": float(E.table.area[me[: E.table.n]].max() / T.table.area[mt[: T.table.n]].max()),
             "input_exact": bool(np.allclose(out.euler[box[0]:box[0] + box[2], box[1]:box[1] + box[3]],
                                             measure(crop).map.euler)),
         }
         m = row["methods"][method]
         print(f"{name:22s} {method:8s} {dt:6.1f}s border {m['border_ratio_vs_truth']:.2f}x truth, "
               f"continued {m['continued_fraction']:.2f}, straight {m['straight_run_share']:.3f} "
-              f"(truth {row['truth']['straight_run_share']:.3f}), W1 "
+              f"(truth {row['truth']['straight_run_share']:.3f}), area-weighted size {m['area_weighted_size_ratio']:.2f}x, "
+              f"largest {m['largest_grain_ratio']:.2f}x, W1 "
               + " ".join(f"{k[:5]} {v:.2f}" for k, v in m["w1"].items()), flush=True)
     return row
 
@@ -153,14 +165,16 @@ def table(rows, methods):
                          + " | ".join(f"{g('w1', k):.2f}" for k in SHAPE_METRICS) + f" | {g('seconds'):.1f} |")
     lines.append("")
     lines.append("| method | mean border ratio × truth | worst case | mean continued | worst case | mean W1/σ size | perimeter "
-                 "| inertia ratio | coordination |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+                 "| inertia ratio | coordination | area-weighted size × truth | largest grain × truth |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for mth in methods:
         br = [_mean(rs, lambda r: r["methods"][mth]["border_ratio_vs_truth"]) for rs in groups.values()]
         cf = [_mean(rs, lambda r: r["methods"][mth]["continued_fraction"]) for rs in groups.values()]
         w = {k: _mean(rows, lambda r: r["methods"][mth]["w1"][k]) for k in SHAPE_METRICS}
         lines.append(f"| {mth} | {np.mean(br):.2f} | {np.max(br):.2f} | {100 * np.mean(cf):.0f} % | {100 * np.min(cf):.0f} % | "
-                     + " | ".join(f"{w[k]:.2f}" for k in SHAPE_METRICS) + " |")
+                     + " | ".join(f"{w[k]:.2f}" for k in SHAPE_METRICS)
+                     + f" | {_mean(rows, lambda r: r['methods'][mth]['area_weighted_size_ratio']):.2f}"
+                     + f" | {_mean(rows, lambda r: r['methods'][mth]['largest_grain_ratio']):.2f} |")
     rv = {k: _mean(rows, lambda r: r["real_vs_real_w1"][k]) for k in SHAPE_METRICS}
     lines.append("| real vs real (halves of the truth) | | | | | " + " | ".join(f"{rv[k]:.2f}" for k in SHAPE_METRICS) + " |")
     return "\n".join(lines)
@@ -172,6 +186,8 @@ def main():
     ap.add_argument("--model", type=Path, help="model folder for the 'model' method (default: the shipped one)")
     ap.add_argument("--size", type=int, default=192, help="side of the synthetic maps")
     ap.add_argument("--no-real", action="store_true", help="synthetic maps only")
+    ap.add_argument("--crop", type=float, default=0.5,
+                    help="side of the centred input as a fraction of the map's (0.25: a 4x extension, as the README job)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one extension per case and seed")
     ap.add_argument("--out", type=Path, default=Path("methods_eval.json"))
     ap.add_argument("--guidance", type=float, default=None,
@@ -186,8 +202,9 @@ def main():
     rows = []
     for name, m in cases(a.size, not a.no_real):
         for seed in a.seeds:
-            rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model, a.guidance))
-    doc = {"methods": a.methods, "seeds": a.seeds, "seconds": time.time() - t0, "cases": rows}
+            rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model, a.guidance,
+                                      a.crop))
+    doc = {"methods": a.methods, "seeds": a.seeds, "crop": a.crop, "seconds": time.time() - t0, "cases": rows}
     a.out.write_text(json.dumps(doc, indent=1, default=float))
     print()
     print(table(rows, a.methods))

@@ -343,3 +343,75 @@ def test_folder_sampling_settings_are_the_defaults(tiny_model, monkeypatch):
     seen.clear()
     extend(pipe, None, (64, 64), cond=cond, guidance=2.0, steps=2, resample=2, **kw)
     assert set(seen) == {(2.0, 2, 2)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Size bound on generated grains, guidance interval
+# ---------------------------------------------------------------------------------------------
+def _growth_map_and_target():
+    from infinityebsd.train.morph import morph_conditioning
+
+    lab = grain_growth_labels((160, 160), 10 / 0.85, rng=3, workers=1)
+    return lab, morph_conditioning(lab)
+
+
+def test_lognormal_fit_of_the_target_matches_the_grains_ln_ecd():
+    from infinityebsd.pipeline.morph_extend import lognormal_of_cond
+
+    lab, cond = _growth_map_and_target()
+    ln_ecd = np.log(np.sqrt(4 * np.bincount(lab.ravel()) / np.pi))
+    mu, sig = lognormal_of_cond(cond)
+    assert abs(mu - ln_ecd.mean()) < 0.05 and abs(sig - ln_ecd.std()) < 0.05
+
+
+def test_split_leaves_grains_drawn_from_the_target_alone():
+    from infinityebsd.pipeline.morph_extend import split_oversized
+
+    lab, cond = _growth_map_and_target()
+    out, n = split_oversized(lab, np.zeros(lab.shape, bool), cond)
+    assert n == 0 and np.array_equal(out, lab)
+
+
+def test_a_giant_generated_grain_is_cut_into_target_sized_pieces():
+    from skimage.measure import label as cc_label
+
+    from infinityebsd.pipeline.morph_extend import lognormal_of_cond, split_oversized
+
+    lab, cond = _growth_map_and_target()
+    giant = np.zeros(lab.shape, bool)
+    giant[40:100, 50:120] = True  # one grain of 4200 cells, ~40 times the median grain
+    lab = np.where(giant, lab.max() + 1, lab)
+    out, n = split_oversized(lab, np.zeros(lab.shape, bool), cond, seed=0)
+    assert n == 1
+    assert np.array_equal(out[~giant], lab[~giant])  # nothing else moves
+    mu, sig = lognormal_of_cond(cond)
+    piece = np.pi / 4 * np.exp(2 * mu + 2 * sig ** 2)  # the log-normal's mean area
+    pieces, area = np.unique(out[giant], return_counts=True)
+    assert len(pieces) == round(giant.sum() / piece)
+    assert area.max() < 2.5 * area.min()  # balanced, compact pieces
+    assert all(cc_label(out == p, connectivity=1).max() == 1 for p in pieces)
+    # a grain with a protected (input) cell is never cut
+    prot = np.zeros(lab.shape, bool)
+    prot[70, 80] = True
+    kept, n = split_oversized(lab, prot, cond)
+    assert n == 0 and np.array_equal(kept, lab)
+
+
+def test_guidance_interval_zero_is_plain_conditional_sampling(tiny_model):
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.train.morph import morph_conditioning
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    lab = grain_growth_labels((32, 32), 10, rng=1, workers=1)
+    known = np.zeros((1, 32, 32), bool)
+    known[0, :, :16] = True
+    kf = pipe.known_field(lab, known[0])[None]
+    cond = morph_conditioning(lab)
+    kw = dict(seeds=[3], steps=4, resample=2)
+    plain = pipe(kf, known, cond, guidance=1.0, **kw)
+    none = pipe(kf, known, cond, guidance=3.0, guidance_until=0.0, **kw)
+    half = pipe(kf, known, cond, guidance=3.0, guidance_until=0.5, **kw)
+    full = pipe(kf, known, cond, guidance=3.0, **kw)
+    assert np.allclose(none, plain, atol=1e-6)
+    assert not np.allclose(half, plain, atol=1e-4) and not np.allclose(half, full, atol=1e-4)

@@ -25,11 +25,11 @@ from ..models.morph import check_pixel_model, morph_drop, morph_input
 
 SAMPLERS = ("ddim", "dpm", "pndm")
 DEFAULT_SAMPLING = {"sampler": "ddim", "steps": 25, "resample": 2, "overlap": 0.5, "guidance": 1.0,
-                    "guidance_generate": 1.0}
+                    "guidance_generate": 1.0, "guidance_until": 1.0}
 """Sampling settings of a model folder that names none; a folder's ``infinityebsd.json`` may carry its
 own under ``"sampling"`` (the shipped model's were chosen by ``bench/bench_morph.py`` and, for
-``guidance_generate``, the classifier-free guidance when generating from metrics alone, by
-``scripts/evaluate_generation.py``)."""
+``guidance_generate``, the classifier-free guidance when generating from metrics alone, and
+``guidance_until``, the fraction of the steps that are guided, by ``scripts/evaluate_generation.py``)."""
 """``ddim``: deterministic DDIM with known-region replacement and RePaint resampling (the default);
 ``dpm`` and ``pndm``: diffusers' multistep solvers with known-region replacement only (their
 multistep state does not survive jumps back in time)."""
@@ -107,7 +107,7 @@ class MorphPipeline:
     @torch.no_grad()
     def __call__(self, known_field: np.ndarray, known: np.ndarray, cond, seeds, steps: int = 25,
                  sampler: str = "ddim", guidance: float = 1.0, resample: int = 2,
-                 resample_until: float = 0.5) -> np.ndarray:
+                 resample_until: float = 0.5, guidance_until: float = 1.0) -> np.ndarray:
         """Generated fields (B, C, P, P), equal to ``known_field`` on the known cells.
 
         Parameters
@@ -119,6 +119,9 @@ class MorphPipeline:
         steps : denoising steps.
         resample : RePaint passes per step (1 = replacement only) during the first ``resample_until``
             fraction of the steps, where the layout of grains is decided (``ddim`` only).
+        guidance_until : classifier-free guidance during the first ``guidance_until`` fraction of the
+            steps only (later steps refine boundaries of a layout already decided, and guidance there
+            doubles their cost for little; Kynkäänniemi et al., NeurIPS 2024, guide in an interval).
         """
         if sampler not in SAMPLERS:
             raise InputError(f"unknown sampler '{sampler}'; use one of: {', '.join(SAMPLERS)}")
@@ -132,6 +135,13 @@ class MorphPipeline:
 
         tokens = self._tokens(cond, B, guidance)
         kf_in = kf0.to(self.dtype)
+
+        def guided(i, n):
+            """(tokens, guidance) of step ``i`` of ``n``."""
+            if guidance != 1.0 and i < int(np.ceil(n * guidance_until)):
+                return tokens, guidance
+            return tokens[:B], 1.0
+
         x = randn()
 
         def noised_known(t):
@@ -148,9 +158,10 @@ class MorphPipeline:
                 a_t = self.acp[int(t)].float()
                 a_p = self.acp[t_prev].float() if t_prev >= 0 else torch.tensor(1.0)
                 passes = max(1, int(resample)) if i < n_res else 1
+                tok, g = guided(i, len(ts))
                 for u in range(passes):
                     x = mask * noised_known(t) + (1 - mask) * x
-                    x0, eps = self._predict(x, t, tokens, kf_in, mask, guidance)
+                    x0, eps = self._predict(x, t, tok, kf_in, mask, g)
                     x = a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
                     if u < passes - 1:  # RePaint: back to level t with fresh noise
                         r = a_t / a_p
@@ -162,9 +173,10 @@ class MorphPipeline:
             sched = (DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++", solver_order=2)
                      if sampler == "dpm" else PNDMScheduler.from_config(cfg, skip_prk_steps=True))
             sched.set_timesteps(int(steps), device=self.device)
-            for t in sched.timesteps:
+            for i, t in enumerate(sched.timesteps):
                 x = mask * noised_known(int(t)) + (1 - mask) * x
-                x0, eps = self._predict(x, int(t), tokens, kf_in, mask, guidance)
+                tok, g = guided(i, len(sched.timesteps))
+                x0, eps = self._predict(x, int(t), tok, kf_in, mask, g)
                 a = self.acp[int(t)].float()
                 out = a.sqrt() * eps - (1 - a).sqrt() * x0 if self.prediction == "v_prediction" else eps
                 x = sched.step(out.to(x.dtype), t, x).prev_sample

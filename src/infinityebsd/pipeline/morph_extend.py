@@ -166,12 +166,16 @@ def _slice(plan: Plan, i: int):
 
 def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 25, sampler: str = "ddim",
               guidance: float = 1.0, batch: int = 8, resample: int = 2, progress: bool = True,
-              stop_after_waves: int | None = None, decode_options: dict | None = None) -> bool:
+              stop_after_waves: int | None = None, decode_options: dict | None = None,
+              guidance_until: float | None = None) -> bool:
     """Step 3: generate and segment the waves not done yet; True when all are done.
+    ``guidance_until`` None takes the model folder's (``pipe.sampling``).
 
     The progress bar counts cells to generate (a window's unknown cells), so its time estimate does
     not jump between waves of different sizes."""
     decode_options = dict(getattr(pipe, "decode_options", {}), **(decode_options or {}))
+    if guidance_until is None:
+        guidance_until = float(getattr(pipe, "sampling", {}).get("guidance_until", 1.0))
     done = work.state["waves_done"]
     known0 = work.labels >= 0
     todo = {}
@@ -195,7 +199,7 @@ def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 2
             wseeds = [seed * 1_000_003 + i for i in idx]
             kf = np.stack([pipe.known_field(lab, k, s) for lab, k, s in zip(labs, kn, wseeds)])
             fields = pipe(kf, kn, cond, seeds=wseeds, steps=steps, sampler=sampler, guidance=guidance,
-                          resample=resample)
+                          resample=resample, guidance_until=guidance_until)
             for i, lab, k, fld in zip(idx, labs, kn, fields):
                 # windows of a wave never write neighbouring cells, so segmenting them one after
                 # another gives the same labels as segmenting them together
@@ -260,6 +264,73 @@ def _merge_small(labels: np.ndarray, fixed: np.ndarray, min_area: int) -> np.nda
     return lab
 
 
+def lognormal_of_cond(cond) -> tuple[float, float]:
+    """(mu, sigma) of ln ECD of a conditioning tensor's size row (NaN when the row is missing)."""
+    row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
+    if not np.isfinite(row).all() or row.sum() <= 0:
+        return float("nan"), float("nan")
+    p = row / row.sum()
+    lv = np.log(axis_values("size"))
+    mu = float((p * lv).sum())
+    return mu, float(np.sqrt((p * (lv - mu) ** 2).sum()))
+
+
+def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
+                    expected: float = 0.5) -> tuple[np.ndarray, int]:
+    """Split generated grains too large for the target size distribution.
+
+    A log-normal fitted to the target's grain-size (ECD) distribution gives the area that fewer than
+    ``expected`` of the ``n`` generated grains should exceed (a generous bound: grain growth's tail
+    is shorter than a log-normal's). The model overdraws deep grain interiors (8x the input's share
+    of cells >= 8 cells from a boundary on the README job), and window after window a few of them
+    grow into grains several times the input's largest. Such a grain is cut into pieces of the
+    target's mean grain area by k-means of its cell positions (compact pieces meeting at triple
+    junctions, as in a Voronoi tessellation). Grains with a ``protected`` cell (the input's) are left
+    as they are. ``cond`` is the target at the scale of ``labels``. Returns (labels, grains split).
+    """
+    mu, sig = lognormal_of_cond(cond)
+    lab = np.asarray(labels)
+    if not np.isfinite(mu):
+        return lab, 0
+    from scipy.stats import norm
+
+    area = np.bincount(lab.ravel())
+    prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
+    gen = (area > 0) & ~prot
+    n = int(gen.sum())
+    if n == 0:
+        return lab, 0
+    cap = np.pi / 4 * np.exp(2 * (mu + sig * norm.ppf(1 - expected / n)))
+    piece = np.pi / 4 * np.exp(2 * mu + 2 * sig ** 2)
+    big = np.flatnonzero(gen & (area > cap))
+    if len(big) == 0:
+        return lab, 0
+    lab = lab.copy()
+    rng = np.random.default_rng(seed)
+    nxt = len(area)
+    order = np.argsort(lab.ravel(), kind="stable")
+    starts = np.concatenate([[0], np.cumsum(area)])
+    for g in big:
+        cells = order[starts[g]:starts[g + 1]]
+        pts = np.stack(np.unravel_index(cells, lab.shape), axis=1).astype(np.float64)
+        k = max(2, int(round(area[g] / piece)))
+        # k-means++ start, then a few Lloyd iterations: compact pieces of similar area
+        cen = [pts[rng.integers(len(pts))]]
+        for _ in range(k - 1):
+            d2 = ((pts[:, None] - np.array(cen)[None]) ** 2).sum(-1).min(1)
+            cen.append(pts[rng.choice(len(pts), p=d2 / d2.sum())])
+        cen = np.array(cen)
+        for _ in range(8):
+            a = ((pts[:, None] - cen[None]) ** 2).sum(-1).argmin(1)
+            cnt = np.bincount(a, minlength=k)
+            ok = cnt > 0
+            cen[ok] = np.stack([np.bincount(a, weights=pts[:, j], minlength=k)[ok] / cnt[ok] for j in (0, 1)], 1)
+        a = ((pts[:, None] - cen[None]) ** 2).sum(-1).argmin(1)
+        lab.ravel()[cells] = np.where(a == 0, g, nxt + a - 1)
+        nxt += k - 1
+    return lab, len(big)
+
+
 def output_plan(prep: Prepared, plan: Plan) -> Plan:
     """The grain-scale ``plan`` drawn on the output grid (windows of ``patch / f`` cells)."""
     if prep.f == 1.0:
@@ -282,6 +353,11 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
     Returns (EBSDMap, labels, plan on the output grid)."""
     R, C = prep.size
     labels = np.asarray(work.labels)
+    protected = np.zeros(labels.shape, bool)
+    if prep.grid_box is not None:
+        r0, c0, hs, ws = prep.grid_box
+        protected[r0:r0 + hs, c0:c0 + ws] = True
+    labels, _ = split_oversized(labels, protected, prep.model_cond, seed)
     field = np.asarray(work.field[0])
     if prep.grid_box is not None:  # the field of the input region, for the valleys there too
         r0, c0, hs, ws = prep.grid_box
@@ -330,6 +406,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
                resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}),
+               guidance_until=getattr(pipe, "sampling", {}).get("guidance_until", 1.0),
                cond=hashlib.sha1(np.nan_to_num(prep.model_cond).tobytes()).hexdigest(),
                inp=None if prep.grid_labels is None else hashlib.sha1(prep.grid_labels.tobytes()).hexdigest())
     own_tmp = work_dir is None
