@@ -324,25 +324,25 @@ def test_folder_sampling_settings_are_the_defaults(tiny_model, monkeypatch):
     from infinityebsd.train.morph import morph_conditioning
 
     pipe = MorphPipeline(load_model(tiny_model))
-    pipe.sampling.update(guidance_generate=4.0, guidance=1.5, steps=3, resample=1)
+    pipe.sampling.update(guidance_generate=4.0, guidance=1.5, steps=3, resample=1, guidance_until=0.4)
     seen = []
     real_call = MorphPipeline.__call__
 
     def spy(self, *args, **kw):
-        seen.append((kw["guidance"], kw["steps"], kw["resample"]))
+        seen.append((kw["guidance"], kw["steps"], kw["resample"], kw["guidance_until"]))
         return real_call(self, *args, **kw)
 
     monkeypatch.setattr(MorphPipeline, "__call__", spy)
     cond = morph_conditioning(grain_growth_labels((64, 64), 10, rng=0, workers=1))
     kw = dict(seed=1, progress=False, log=lambda *a: None)
     extend(pipe, None, (64, 64), cond=cond, **kw)
-    assert set(seen) == {(4.0, 3, 1)}
+    assert set(seen) == {(4.0, 3, 1, 0.4)}
     seen.clear()
     extend(pipe, _input_map(), (80, 80), **kw)
-    assert set(seen) == {(1.5, 3, 1)}
+    assert set(seen) == {(1.5, 3, 1, 0.4)}
     seen.clear()
-    extend(pipe, None, (64, 64), cond=cond, guidance=2.0, steps=2, resample=2, **kw)
-    assert set(seen) == {(2.0, 2, 2)}
+    extend(pipe, None, (64, 64), cond=cond, guidance=2.0, steps=2, resample=2, guidance_until=1.0, **kw)
+    assert set(seen) == {(2.0, 2, 2, 1.0)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -398,15 +398,18 @@ def _key(**kw) -> str:
 def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
                  steps: int = 25, sampler: str = "ddim", guidance: float = 1.0, batch: int = 8, resample: int = 2,
                  overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True, log=print,
-                 phase: str | None = None, stop_after_waves: int | None = None):
+                 phase: str | None = None, stop_after_waves: int | None = None,
+                 guidance_until: float | None = None):
     """Extend ``input_map`` to ``size`` cells (or generate from ``cond`` alone) with a morphology
     model: :func:`prepare` → plan → :func:`run_waves` → :func:`finish`. Returns a
     :class:`~.extend.Result`, or None when stopped early by ``stop_after_waves``."""
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
+    if guidance_until is None:
+        guidance_until = float(getattr(pipe, "sampling", {}).get("guidance_until", 1.0))
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
                resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}),
-               guidance_until=getattr(pipe, "sampling", {}).get("guidance_until", 1.0),
+               guidance_until=guidance_until,
                cond=hashlib.sha1(np.nan_to_num(prep.model_cond).tobytes()).hexdigest(),
                inp=None if prep.grid_labels is None else hashlib.sha1(prep.grid_labels.tobytes()).hexdigest())
     own_tmp = work_dir is None
@@ -426,7 +429,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
             work.labels[r0:r0 + hs, c0:c0 + ws] = prep.grid_labels
         work.save()
     finished = run_waves(pipe, plan, work, prep.model_cond, seed, steps, sampler, guidance, batch, resample,
-                         progress, stop_after_waves)
+                         progress, stop_after_waves, guidance_until=guidance_until)
     if not finished:
         return None
     m, _, out_plan = finish(prep, plan, work, seed)
