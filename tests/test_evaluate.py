@@ -164,6 +164,7 @@ def test_border_grains_identity_model_continues_everything():
     res = border_grains(truth, truth, box, box)
     assert res["n_cut_grains"] > 15
     assert res["continued_fraction"] == 1.0 and res["edge_continued_fraction"] == 1.0
+    assert res["deep_continued_fraction"] == 1.0 and 0 < res["n_deep_cut_grains"] <= res["n_cut_grains"]
     for v in res["distances"].values():
         assert v["w1"] == 0 and v["ks"] == 0
     # a model that pastes an unrelated structure around the input continues almost nothing
@@ -172,6 +173,38 @@ def test_border_grains_identity_model_continues_everything():
     e[64:192, 64:192] = truth.map.euler[64:192, 64:192]
     bad = border_grains(truth, measure(EBSDMap.from_euler(e)), box, box)
     assert bad["continued_fraction"] < 0.3
+
+
+def test_crossing_depth_counts_cells_of_the_same_grain_straight_outward():
+    from infinityebsd.evaluate.border_grains import crossing_depth, crossing_edges
+
+    lab = np.zeros((20, 20), np.int64)
+    lab[:, 12:] = 1  # a boundary two cells right of the box's right side
+    inner, outer = crossing_edges((5, 5, 5, 5), lab.shape)
+    d = crossing_depth(lab, inner, outer, limit=4)
+    side = np.sign(outer - inner) * (np.abs(outer - inner) == 1)  # +1: right side, -1: left side
+    assert np.all(d[side == 1] == 2)   # columns 10 and 11, then grain 1
+    assert np.all(d[side != 1] == 4)   # grain 0 goes on past the limit above, below and left
+
+
+def test_a_boundary_along_the_border_is_told_from_a_missed_continuation():
+    """Box rows/cols 10..25. Grain 4 fills columns 0..17 (crossing the top, left and bottom sides
+    deeply); grain 0 fills rows 10..25, columns 18..26, so it crosses the right side by one cell. The
+    extension ends grain 0 on the box's edge: it counts as not continued, but the deep figure (grains
+    going on >= 3 cells past the border) leaves it out."""
+    rng = np.random.default_rng(0)
+    eul = rng.uniform(0, [2 * np.pi, np.pi / 2, np.pi / 2], (6, 3))
+    t = np.full((40, 40), 5, np.int64)
+    t[:, :18] = 4
+    t[10:26, 18:27] = 0
+    t[:, 27:] = 1
+    e = t.copy()
+    e[10:26, 26] = 1
+    box = (10, 10, 16, 16)
+    truth, ext = measure(EBSDMap.from_euler(eul[t])), measure(EBSDMap.from_euler(eul[e]))
+    res = border_grains(truth, ext, box, box)
+    assert res["n_cut_grains"] == 2 and res["continued_fraction"] == 0.5
+    assert res["n_deep_cut_grains"] == 1 and res["deep_continued_fraction"] == 1.0
 
 
 # ------------------------------------------------------------------------------------ report and CLI
