@@ -415,3 +415,18 @@ def test_guidance_interval_zero_is_plain_conditional_sampling(tiny_model):
     full = pipe(kf, known, cond, guidance=3.0, **kw)
     assert np.allclose(none, plain, atol=1e-6)
     assert not np.allclose(half, plain, atol=1e-4) and not np.allclose(half, full, atol=1e-4)
+
+
+def test_size_bound_is_exceeded_by_the_largest_of_lognormal_grains_at_the_stated_rate():
+    """Maps of n grains drawn from the fitted log-normal itself (Monte Carlo): the largest grain
+    exceeds the bound in a fraction alpha of them."""
+    from infinityebsd.pipeline.morph_extend import lognormal_of_cond, oversize_area
+
+    _, cond = _growth_map_and_target()
+    mu, sig = lognormal_of_cond(cond)
+    n, alpha = 400, 0.05
+    rng = np.random.default_rng(7)
+    ecd = np.exp(rng.normal(mu, sig, (4000, n)))  # 4000 maps of n grains
+    largest = (np.pi / 4 * ecd**2).max(axis=1)
+    assert abs((largest > oversize_area(cond, n, alpha)).mean() - alpha) < 0.015
+    assert np.isnan(oversize_area(np.full((8, 1024), np.nan), n))  # no size target, no bound

@@ -275,13 +275,26 @@ def lognormal_of_cond(cond) -> tuple[float, float]:
     return mu, float(np.sqrt((p * (lv - mu) ** 2).sum()))
 
 
+def oversize_area(cond, n: int, alpha: float = 0.05) -> float:
+    """The grain area (cells) that the largest of ``n`` grains drawn from a log-normal fitted to the
+    target's size distribution exceeds with probability ``alpha`` (NaN without a size target)."""
+    from scipy.stats import norm
+
+    mu, sig = lognormal_of_cond(cond)
+    if not np.isfinite(mu) or n < 1:
+        return float("nan")
+    p = -np.expm1(np.log1p(-alpha) / n)  # per grain, so that 1 - (1 - p)^n = alpha
+    return float(np.pi / 4 * np.exp(2 * (mu + sig * norm.isf(p))))
+
+
 def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
-                    expected: float = 0.5) -> tuple[np.ndarray, int]:
+                    alpha: float = 0.05) -> tuple[np.ndarray, int]:
     """Split generated grains too large for the target size distribution.
 
-    A log-normal fitted to the target's grain-size (ECD) distribution gives the area that fewer than
-    ``expected`` of the ``n`` generated grains should exceed (a generous bound: grain growth's tail
-    is shorter than a log-normal's). The model overdraws deep grain interiors (8x the input's share
+    A log-normal fitted to the target's grain-size (ECD) distribution gives the area that the largest
+    of the ``n`` generated grains exceeds with probability ``alpha`` only (a test at level
+    ``alpha``: drawn from that log-normal, a map has its largest grain split with probability
+    ``alpha``; from grain growth, whose size distribution has a shorter tail, less often). The model overdraws deep grain interiors (8x the input's share
     of cells >= 8 cells from a boundary on the README job), and window after window a few of them
     grow into grains several times the input's largest. Such a grain is cut into pieces of the
     target's mean grain area by k-means of its cell positions (compact pieces meeting at triple
@@ -292,15 +305,13 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     lab = np.asarray(labels)
     if not np.isfinite(mu):
         return lab, 0
-    from scipy.stats import norm
-
     area = np.bincount(lab.ravel())
     prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
     gen = (area > 0) & ~prot
     n = int(gen.sum())
     if n == 0:
         return lab, 0
-    cap = np.pi / 4 * np.exp(2 * (mu + sig * norm.ppf(1 - expected / n)))
+    cap = oversize_area(cond, n, alpha)
     piece = np.pi / 4 * np.exp(2 * mu + 2 * sig ** 2)
     big = np.flatnonzero(gen & (area > cap))
     if len(big) == 0:
