@@ -359,7 +359,7 @@ def plan_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "c
     return output_plan(prep, make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap))
 
 
-def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area: int = MIN_AREA):
+def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area: int = MIN_AREA, log=None):
     """Step 4: labels on the output grid, the input exact, small grains merged, orientations.
     Returns (EBSDMap, labels, plan on the output grid)."""
     R, C = prep.size
@@ -368,7 +368,10 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
     if prep.grid_box is not None:
         r0, c0, hs, ws = prep.grid_box
         protected[r0:r0 + hs, c0:c0 + ws] = True
-    labels, _ = split_oversized(labels, protected, prep.model_cond, seed)
+    labels, n_split = split_oversized(labels, protected, prep.model_cond, seed)
+    if n_split and log is not None:
+        log(f"size bound: split {n_split} generated grain{'s' * (n_split > 1)} larger than the target's "
+            "size distribution allows")
     field = np.asarray(work.field[0])
     if prep.grid_box is not None:  # the field of the input region, for the valleys there too
         r0, c0, hs, ws = prep.grid_box
@@ -443,7 +446,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
                          progress, stop_after_waves, guidance_until=guidance_until)
     if not finished:
         return None
-    m, _, out_plan = finish(prep, plan, work, seed)
+    m, _, out_plan = finish(prep, plan, work, seed, log=log)
     work.remove()
     if own_tmp:
         shutil.rmtree(work_dir, ignore_errors=True)
