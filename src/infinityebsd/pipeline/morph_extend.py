@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from skimage.measure import label as cc_label
 from skimage.segmentation import watershed
 from tqdm.auto import tqdm
@@ -292,11 +293,12 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     """Split generated grains too large for the target size distribution.
 
     A log-normal fitted to the target's grain-size (ECD) distribution gives the area that the largest
-    of the ``n`` generated grains exceeds with probability ``alpha`` only (a test at level
-    ``alpha``: drawn from that log-normal, a map has its largest grain split with probability
-    ``alpha``; from grain growth, whose size distribution has a shorter tail, less often). The model overdraws deep grain interiors (8x the input's share
-    of cells >= 8 cells from a boundary on the README job), and window after window a few of them
-    grow into grains several times the input's largest. Such a grain is cut into pieces of the
+    of the ``n`` generated grains exceeds with probability ``alpha`` only (:func:`oversize_area`; a
+    test at level ``alpha``: drawn from that log-normal, a map has its largest grain split with
+    probability ``alpha``; from grain growth, whose size distribution has a shorter tail, less
+    often). The model overdraws deep grain interiors (8x the input's share of cells >= 8 cells from a
+    boundary on the README job), and window after window a few of them grow into grains several
+    times the input's largest. Such a grain is cut into pieces of the
     target's mean grain area by k-means of its cell positions (compact pieces meeting at triple
     junctions, as in a Voronoi tessellation). Grains with a ``protected`` cell (the input's) are left
     as they are. ``cond`` is the target at the scale of ``labels``. Returns (labels, grains split).
@@ -325,18 +327,20 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
         cells = order[starts[g]:starts[g + 1]]
         pts = np.stack(np.unravel_index(cells, lab.shape), axis=1).astype(np.float64)
         k = max(2, int(round(area[g] / piece)))
-        # k-means++ start, then a few Lloyd iterations: compact pieces of similar area
-        cen = [pts[rng.integers(len(pts))]]
-        for _ in range(k - 1):
-            d2 = ((pts[:, None] - np.array(cen)[None]) ** 2).sum(-1).min(1)
-            cen.append(pts[rng.choice(len(pts), p=d2 / d2.sum())])
-        cen = np.array(cen)
+        # k-means++ start, then a few Lloyd iterations: compact pieces of similar area (memory
+        # linear in the grain's cells, whatever k)
+        cen = np.empty((k, 2))
+        cen[0] = pts[rng.integers(len(pts))]
+        d2 = ((pts - cen[0]) ** 2).sum(1)
+        for j in range(1, k):
+            cen[j] = pts[rng.choice(len(pts), p=d2 / d2.sum())]
+            d2 = np.minimum(d2, ((pts - cen[j]) ** 2).sum(1))
         for _ in range(8):
-            a = ((pts[:, None] - cen[None]) ** 2).sum(-1).argmin(1)
+            a = cKDTree(cen).query(pts)[1]
             cnt = np.bincount(a, minlength=k)
             ok = cnt > 0
             cen[ok] = np.stack([np.bincount(a, weights=pts[:, j], minlength=k)[ok] / cnt[ok] for j in (0, 1)], 1)
-        a = ((pts[:, None] - cen[None]) ** 2).sum(-1).argmin(1)
+        a = cKDTree(cen).query(pts)[1]
         lab.ravel()[cells] = np.where(a == 0, g, nxt + a - 1)
         nxt += k - 1
     return lab, len(big)
