@@ -168,15 +168,12 @@ def _slice(plan: Plan, i: int):
 def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 25, sampler: str = "ddim",
               guidance: float = 1.0, batch: int = 8, resample: int = 2, progress: bool = True,
               stop_after_waves: int | None = None, decode_options: dict | None = None,
-              guidance_until: float | None = None) -> bool:
+              guidance_until: float = 1.0) -> bool:
     """Step 3: generate and segment the waves not done yet; True when all are done.
-    ``guidance_until`` None takes the model folder's (``pipe.sampling``).
 
     The progress bar counts cells to generate (a window's unknown cells), so its time estimate does
     not jump between waves of different sizes."""
     decode_options = dict(getattr(pipe, "decode_options", {}), **(decode_options or {}))
-    if guidance_until is None:
-        guidance_until = float(getattr(pipe, "sampling", {}).get("guidance_until", 1.0))
     done = work.state["waves_done"]
     known0 = work.labels >= 0
     todo = {}
@@ -298,9 +295,9 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     probability ``alpha``; from grain growth, whose size distribution has a shorter tail, less
     often). The model overdraws deep grain interiors (8x the input's share of cells >= 8 cells from a
     boundary on the README job), and window after window a few of them grow into grains several
-    times the input's largest. Such a grain is cut into pieces of the
-    target's mean grain area by k-means of its cell positions (compact pieces meeting at triple
-    junctions, as in a Voronoi tessellation). Grains with a ``protected`` cell (the input's) are left
+    times the input's largest. Such a grain is cut into pieces of the target's mean grain area by
+    k-means of its cell positions (compact pieces meeting at triple junctions, as in a Voronoi
+    tessellation). Grains with a ``protected`` cell (the input's) are left
     as they are. ``cond`` is the target at the scale of ``labels``. Returns (labels, grains split).
     """
     mu, sig = lognormal_of_cond(cond)
@@ -416,15 +413,12 @@ def _key(**kw) -> str:
 def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
                  steps: int = 25, sampler: str = "ddim", guidance: float = 1.0, batch: int = 8, resample: int = 2,
                  overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True, log=print,
-                 phase: str | None = None, stop_after_waves: int | None = None,
-                 guidance_until: float | None = None):
+                 phase: str | None = None, stop_after_waves: int | None = None, guidance_until: float = 1.0):
     """Extend ``input_map`` to ``size`` cells (or generate from ``cond`` alone) with a morphology
     model: :func:`prepare` → plan → :func:`run_waves` → :func:`finish`. Returns a
     :class:`~.extend.Result`, or None when stopped early by ``stop_after_waves``."""
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
     plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
-    if guidance_until is None:
-        guidance_until = float(getattr(pipe, "sampling", {}).get("guidance_until", 1.0))
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
                resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}),
                guidance_until=guidance_until,
