@@ -294,3 +294,129 @@ def test_cli_extend_with_growth_and_kill_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     g = ie.read_map(tmp_path / "g.ctf")
     assert g.shape == (160, 200) and len(np.unique(g.euler.reshape(-1, 3), axis=0)) > 20
+
+
+# --------------------------------------------------------------------------------------- new statistics
+def test_boundary_density_of_stripes():
+    """Vertical stripes 4 cells wide in a 40x40 map: 9 boundaries crossing 40 rows = 360 differing
+    pairs of the 2·40·39 neighbour pairs, so 2·360/3120 boundary edges per cell; over the left half
+    only (20 columns: 4 boundaries) 2·160/(40·19 + 39·20)."""
+    from infinityebsd.pipeline.growth import boundary_density
+
+    lab = np.tile(np.arange(40) // 4, (40, 1))
+    assert np.isclose(boundary_density(lab), 2 * 360 / 3120)
+    free = np.zeros((40, 40), bool)
+    free[:, :20] = True
+    assert np.isclose(boundary_density(lab, free), 2 * 160 / (40 * 19 + 39 * 20))
+
+
+def _bricks(shape, offset):
+    """Strips 12 rows high of 12x12 squares alternating with strips 6 rows high of 6x36 bars; the
+    tiling repeats every 18 rows and 36 columns."""
+    r, c = np.indices(shape)
+    r, c = r + offset[0], c + offset[1]
+    period, col = r // 18, c
+    in_bar = (r % 18) >= 12
+    sq = (period * 1000 + col // 12) * 2
+    bar = (period * 1000 + col // 36) * 2 + 1
+    return np.unique(np.where(in_bar, bar, sq), return_inverse=True)[1].reshape(shape)
+
+
+def test_shape_anisotropy_of_a_window_is_unbiased_for_long_grains():
+    """Squares and long bars (areas 2:1 over the plane) seen through 120x120 windows: the bars are cut
+    by the window's edge more often than the squares, so whole grains alone look rounder than the
+    plane is. The Miles-Lantuejoul weighting must recover the plane's area-weighted shape tensor:
+    squares var/area 1/12 both ways, bars 3/216 across and 108/216 along, so the aspect is
+    sqrt((432/12 + 108) / (432/12 + 3)) ≈ 1.92."""
+    from infinityebsd.pipeline.growth import grain_statistics
+
+    want = np.sqrt((432 / 12 + 108) / (432 / 12 + 3))
+    rng = np.random.default_rng(0)
+    got = [grain_statistics(_bricks((120, 120), (rng.integers(18), rng.integers(36))))["aspect"] for _ in range(24)]
+    assert abs(np.mean(got) / want - 1) < 0.03  # whole grains weighted by area alone: 0.95 of it
+
+
+def test_cv_shrinkage_lowers_the_error_on_small_crops():
+    """Crops of a grain-growth map holding a handful of whole grains give a noisy size CV; shrinking
+    it towards the normal-growth value must bring it closer to the whole map's CV on average."""
+    from infinityebsd.data.synth import grain_growth_labels
+    from infinityebsd.pipeline.growth import CV_PRIOR_GRAINS, _CV_OF_SPREAD, grain_statistics
+
+    lab = grain_growth_labels((480, 480), 14, rng=5)
+    full = grain_statistics(lab)["cv"]
+    raw, shrunk = [], []
+    for r in range(0, 480 - 60, 60):
+        for c in range(0, 480 - 60, 60):
+            st = grain_statistics(lab[r:r + 60, c:c + 60])
+            n = st["n_interior"]
+            raw.append(st["cv"])
+            shrunk.append((n * st["cv"] + CV_PRIOR_GRAINS * _CV_OF_SPREAD[0, 1]) / (n + CV_PRIOR_GRAINS))
+    raw, shrunk = np.array(raw), np.array(shrunk)
+    assert np.mean((shrunk - full) ** 2) < 0.7 * np.mean((raw - full) ** 2)
+
+
+def test_a_disc_cut_by_the_border_continues_as_the_disc():
+    """A disc grain (radius 15) whose centre lies 5 cells outside the top border: 11 rows of it inside
+    the input, the other 19 outside, where the disc is wider than its chord on the border. The
+    continuation must cover the disc's outside part (also beyond the chord's ends), and little else."""
+    from infinityebsd.pipeline.growth import continuation
+
+    R, C = 100, 100
+    box = (30, 20, 60, 60)
+    r, c = np.indices((R, C))
+    disc = (r - 24.5) ** 2 + (c - 49.5) ** 2 <= 15**2
+    inp = disc[30:90, 20:80].astype(np.int64)  # grain 1 the disc, grain 0 the rest
+    cont = continuation((R, C), box, inp, cap=100.0)
+    outside_disc = disc.copy()
+    outside_disc[30:, :] = False
+    mine = cont == 1
+    iou = (mine & outside_disc).sum() / (mine | outside_disc).sum()
+    assert iou > 0.8, iou
+    chord = np.flatnonzero(inp[0] == 1) + 20
+    beyond = mine.copy()
+    beyond[:, chord.min():chord.max() + 1] = False
+    assert beyond.sum() > 10  # the disc's flanks outside the chord's columns
+
+
+def test_continuations_touch_their_grains_and_every_border_cell_continues():
+    from infinityebsd.data.synth import grain_growth_labels
+    from infinityebsd.data.synth import _components
+    from infinityebsd.pipeline.growth import continuation
+
+    inp = grain_growth_labels((64, 80), 12, rng=1).astype(np.int64)
+    box = (40, 30, 64, 80)
+    R, C = 150, 140
+    for aspect, angle in ((1.0, 0.0), (2.5, 30.0)):
+        cont = continuation((R, C), box, inp, cap=20.0, aspect=aspect, angle_deg=angle)
+        full = cont.copy()
+        full[40:104, 30:110] = inp
+        assert (cont[40:104, 30:110] == -1).all()
+        # the cell just outside each border cell carries that cell's grain
+        assert np.array_equal(cont[39, 30:110], inp[0]) and np.array_equal(cont[104, 30:110], inp[-1])
+        assert np.array_equal(cont[40:104, 29], inp[:, 0]) and np.array_equal(cont[40:104, 110], inp[:, -1])
+        # every piece of a continuation is joined to its grain inside the box
+        comp = _components(full, False)
+        inside = np.unique(comp[40:104, 30:110])
+        assert np.isin(np.unique(comp[cont >= 0]), inside).all()
+
+
+def test_extension_matches_the_inputs_boundary_density():
+    """The generated cells end with the input's boundary edges per cell (mean of three seeds within
+    5 %), so the border shows no band of finer or coarser grains. Elongated grains, where matching
+    the grain count instead leaves the generated region 8 % too coarse on this input."""
+    from infinityebsd.data.synth import synth_map
+    from infinityebsd.evaluate.measure import measure
+    from infinityebsd.grains import clean_with_grains
+    from infinityebsd.pipeline.growth import boundary_density, extend_growth
+
+    inp = synth_map((96, 96), 14, aspect=2.5, angle_deg=30.0, seed=11)
+    _, g = clean_with_grains(inp)
+    ratios = []
+    for seed in (4, 5, 6):
+        res = extend_growth(inp, (192, 192), **_quiet(seed=seed))
+        out = measure(res.map).labels
+        r0, c0, h, w = res.input_box
+        free = np.ones(out.shape, bool)
+        free[r0:r0 + h, c0:c0 + w] = False
+        ratios.append(boundary_density(out, free) / boundary_density(g.labels))
+    assert abs(np.mean(ratios) - 1) < 0.05, ratios

@@ -22,15 +22,19 @@ Voronoi reference, ``extend_voronoi``, is that with no growth at all), and a sho
 much of them; seeding 2× finer and coarsening lets curvature flow shape every boundary. Measured with
 scripts/evaluate_methods.py over start factors 1.5–3 (bench/RESULTS.md); 2 is the default.
 
-Where the size comes from: the input's grains per area, counted as in a counting frame (a count is
-far steadier than the mean size of the few whole grains a crop holds), and growth stops when the new
-grains reach the same count per area; the size spread sets the growth advantages' spread.
+Where the size comes from: the input's boundary edges per cell (:func:`boundary_density`, the
+areal boundary length that the mean linear intercept measures), and growth stops when the cells
+outside the input and its continuations reach the same density: the generated region is then as
+fine as the input right up to the border, so no band of finer or coarser grains marks it (matching
+the grain count instead left elongated and real inputs 8–20 % too coarse outside). The size spread
+sets the growth advantages' spread; a spread measured on a few whole grains is mostly noise, so it
+is shrunk towards the normal-growth value (``CV_PRIOR_GRAINS``).
 
-Grains cut by the input border continue by construction: each gets a fixed continuation outside
-(the segment of the disc its chord and depth imply, at least one cell; see :func:`continuation`),
-and the new grains grow around it; small new grains left wedged against the fixed cells are
-absorbed (:func:`absorb_pockets`). Large grains grow on a 2× coarser grid, followed by majority
-smoothing at full resolution.
+Grains cut by the input border continue by construction: each gets a fixed continuation outside,
+the part of the disc its chord and depth imply that lies beyond the border (see
+:func:`continuation`), and the new grains grow around it; small new grains left wedged against the
+fixed cells are absorbed (:func:`absorb_pockets`). Large grains grow on a 2× coarser grid, followed
+by majority smoothing at full resolution.
 
 The job is resumable: labels, per-grain advantages and the random state are written to a work
 folder after every growth step (labels as memory-mapped ``.npy``, alternating between two files so a
@@ -60,6 +64,7 @@ from ..metrics import METRIC_NAMES, axis_values, grain_table
 from .crystallography import _grain_pairs
 from .planner import Plan, place_input
 
+
 CONTINUE_CAP = 1.5
 """Longest continuation of a grain cut by the input border, in target mean grain sizes."""
 
@@ -75,6 +80,9 @@ POLISH_STEPS = 2
 
 START_FACTOR = 2.0
 """New grains start this many times finer (in diameter) than the target and coarsen to it."""
+
+CV_PRIOR_GRAINS = 20
+"""Weight (in whole grains) of the normal-growth CV the input's measured CV is shrunk towards."""
 
 # Coefficient of variation of the grown ECD against the spread (log-normal sigma) of the growth
 # advantage, measured on 320x320 maps grown 16 cells (Miles-Lantuejoul-weighted, interior grains).
@@ -98,7 +106,8 @@ def grain_statistics(labels: np.ndarray) -> dict:
     Grains touching the map edge are cut, and large grains touch it more often, so the mean and
     coefficient of variation of the ECD (cells) use the interior grains weighted by the
     Miles-Lantuejoul factor 1/((H−h−1)(W−w−1)) (h×w the grain's bounding box). ``aspect``/``angle_deg``
-    come from the area-weighted mean of the interior grains' normalised second-moment tensors:
+    come from the mean of the interior grains' normalised second-moment tensors, weighted by area
+    and by the same factor:
     aspect = √(λmax/λmin), angle of the long axis from the column (X) axis towards the row (Y) axis,
     as :func:`infinityebsd.data.synth.grain_growth_labels` takes them (1 and 0 with under 10 whole grains).
     """
@@ -130,10 +139,13 @@ def grain_statistics(labels: np.ndarray) -> dict:
     icc = np.bincount(li, c.ravel() ** 2.0, n) / a - mc**2 + 1 / 12
     irc = np.bincount(li, (r * c).ravel().astype(np.float64), n) / a - mr * mc
     # shapes of whole grains only (a cut grain's shape says where the cut was), and enough of them
+    # weighted by area and by the Miles-Lantuejoul factor: a long grain lies wholly inside the map
+    # less often than a short one of the same area, so whole grains alone look too round
     k = ~border & (area >= MIN_AREA)
     if k.sum() >= 10:
-        T = np.array([[np.sum((area * irr / a)[k]), np.sum((area * irc / a)[k])],
-                      [np.sum((area * irc / a)[k]), np.sum((area * icc / a)[k])]])
+        ml = area / np.maximum((H - h - 1) * (W - w - 1), 1.0)
+        T = np.array([[np.sum((ml * irr / a)[k]), np.sum((ml * irc / a)[k])],
+                      [np.sum((ml * irc / a)[k]), np.sum((ml * icc / a)[k])]])
         vals, vecs = np.linalg.eigh(T)
         aspect = float(np.sqrt(vals[1] / max(vals[0], 1e-12)))
         er, ec = vecs[:, 1]
@@ -191,6 +203,23 @@ def counted_size(labels: np.ndarray, first: int = 0) -> float:
     return float(np.sqrt(4 * cells / (np.pi * n)))
 
 
+def boundary_density(labels: np.ndarray, free: np.ndarray | None = None) -> float:
+    """Boundary edges per cell: the share of 4-neighbour pairs with different labels, times 2 (a
+    cell has two pairs of its own), over the pairs whose both cells are in ``free`` when given.
+
+    The areal boundary length L_A in cell units, which the mean linear intercept (ASTM E112) is
+    π/(2·L_A) of for isotropic boundaries; it is what the eye reads as fine or coarse, and what
+    tells a seam: a generated region at the input's density shows no band at the border.
+    """
+    L = np.asarray(labels)
+    dh, dv = L[:, 1:] != L[:, :-1], L[1:] != L[:-1]
+    if free is None:
+        return float(2 * (dh.sum() + dv.sum()) / max(dh.size + dv.size, 1))
+    fh, fv = free[:, 1:] & free[:, :-1], free[1:] & free[:-1]
+    pairs = int(fh.sum() + fv.sum())
+    return float(2 * ((dh & fh).sum() + (dv & fv).sum()) / max(pairs, 1))
+
+
 def _new_mean_ecd(labels: np.ndarray, n_fixed: int, beside_fixed: np.ndarray | None = None) -> float:
     """Mean ECD of the new grains, estimated like :func:`grain_statistics` does the input's: grains
     touching the canvas edge left out, the others weighted by the Miles-Lantuejoul factor. Grains
@@ -220,21 +249,24 @@ def _new_mean_ecd(labels: np.ndarray, n_fixed: int, beside_fixed: np.ndarray | N
     return float(np.sum(wt * 2 * np.sqrt(area[idx] / np.pi)) / wt.sum())
 
 
-def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.ndarray]:
-    """For the side of ``lab`` at row 0: the grain at each border cell and how far it continues outward.
+def _side_discs(lab: np.ndarray, cap: float, A=None) -> dict:
+    """For the side of ``lab`` at row 0: each cut grain's implied disc, in coordinates where grains are round.
 
     A grain cut by a straight line shows a chord L (its border cells on this side) and a depth t
     (its longest run inward from the border); a disc with that chord and depth has diameter
-    D = t + L²/(4t), so it reaches e = L²/(4t) (at most ``cap`` and L/2) beyond the line: long, shallow
-    slivers (a grain cut near its edge) continue far, short, deep ones little. Outside, each border
-    cell's column continues as far as it stays inside that disc.
+    D = t + L²/(4t), so it reaches e = L²/(4t) (at most ``cap``) beyond the line: long, shallow
+    slivers (a grain cut near its edge) continue far, short, deep ones little. Half of all grains
+    cut at random lie mostly outside (t < L/2): their disc is wider than the chord outside.
 
-    All of this is done where the grains are round: ``A`` (2×2) takes a step of one cell outward
-    (first column) and one cell along the border (second column) to those coordinates
-    (:func:`~infinityebsd.data.synth._metric` times the side's orientation; identity for equiaxed
-    grains). With grains elongated at a slant the two steps are not perpendicular there, so the disc
-    comes back as a slanted ellipse cap, deeper at one end of the chord, as a slanted grain's
-    continuation is.
+    ``A`` (2×2) takes a step of one cell outward (first column) and one cell along the border
+    (second column) to the round coordinates (:func:`~infinityebsd.data.synth._metric` times the
+    side's orientation; identity for equiaxed grains). With grains elongated at a slant the two steps
+    are not perpendicular there, so the disc comes back as a slanted ellipse, reaching further out at
+    one end of the chord, as a slanted grain does.
+
+    Returns ``g`` (grain of each border cell), per grain ``centre`` (round coordinates, origin at
+    the first border cell on the border line) and ``radius`` (0 for grains not on this side), and
+    ``A``.
     """
     A = np.eye(2) if A is None else np.asarray(A, np.float64)
     g = lab[0]
@@ -243,7 +275,7 @@ def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.nd
     n = int(lab.max()) + 1
     p = np.arange(len(g), dtype=np.float64)
     L = np.bincount(g, minlength=n).astype(np.float64)
-    centre = np.bincount(g, weights=p, minlength=n) / np.maximum(L, 1)
+    centre_p = np.bincount(g, weights=p, minlength=n) / np.maximum(L, 1)
     t = np.zeros(n)
     np.maximum.at(t, g, run.astype(np.float64))
     t = np.maximum(t, 1.0)
@@ -254,32 +286,47 @@ def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.nd
         nrm = -nrm
     ell = L * np.linalg.norm(dp)
     t = t * abs(dk @ nrm)
-    # at most a half disc on the chord: a deeper segment would need to widen beyond the chord,
-    # over the neighbours' border cells, and cut at the chord it would have straight sides
-    e = np.minimum(np.minimum(ell**2 / (4 * t), cap), ell / 2)
-    e = np.maximum(e, 1e-6)
-    radius = (e**2 + ell**2 / 4) / (2 * e)  # the circle through the chord's ends with sagitta e
-    # each border cell's outward ray w + s·dk (w: its point on the border line, relative to the
-    # disc's centre) leaves the disc at the larger root of |w + s·dk|² = radius²
-    w = (p - centre[g])[:, None] * dp[None, :] + (radius[g] - e[g])[:, None] * nrm[None, :]
+    e = np.maximum(np.minimum(ell**2 / (4 * t), cap), 1e-6)
+    radius = np.where(L > 0, (e**2 + ell**2 / 4) / (2 * e), 0.0)  # the circle through the chord's ends, sagitta e
+    # the border line runs through the border cells' outer edges (half a cell outward)
+    centre = (centre_p[:, None] * dp[None, :] + 0.5 * dk[None, :] - (radius - e)[:, None] * nrm[None, :])
+    return {"g": g, "centre": centre, "radius": radius, "A": A}
+
+
+def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.ndarray]:
+    """The grain at each border cell of the side at row 0 and how many cells its own disc
+    (:func:`_side_discs`) reaches straight outward from it (at least one)."""
+    d = _side_discs(lab, cap, A)
+    g, A = d["g"], d["A"]
+    dk, dp = A[:, 0], A[:, 1]
+    w = np.arange(len(g))[:, None] * dp[None, :] - d["centre"][g]
+    r = d["radius"][g]
+    # cell k's centre is w + k·dk; the ray leaves the disc at the larger root of |w + s·dk| = r
     a2, b = dk @ dk, w @ dk
-    disc = b**2 - a2 * ((w * w).sum(axis=1) - radius[g] ** 2)
+    disc = b**2 - a2 * ((w * w).sum(axis=1) - r**2)
     depth = np.where(disc > 0, (-b + np.sqrt(np.maximum(disc, 0.0))) / a2, 0.0)
-    # at least one cell everywhere: a border cut at random almost never falls on a grain boundary
-    return g, np.maximum(np.rint(depth), 1).astype(np.int64)
+    return g, np.maximum(np.floor(depth), 1).astype(np.int64)
 
 
 def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float = 1.0,
                  angle_deg: float = 0.0) -> np.ndarray:
-    """Labels (−1 elsewhere) continuing every grain cut by the input border outward; see :func:`_side_depths`.
+    """Labels (−1 elsewhere) continuing every grain cut by the input border outward.
+
+    Each cut grain claims the cells outside the border that its implied disc covers
+    (:func:`_side_discs`), also beyond the ends of its chord; where discs overlap (neighbours, and the
+    corners where two sides meet) a cell goes to the disc whose centre is nearest relative to its
+    radius, and the cell just outside each border cell stays with that cell's grain (a border cut
+    at random almost never falls on a grain boundary). Pieces cut off from their grain are dropped.
 
     These cells stay with their input grain during growth (pinned like the input), so the cut grains
     continue by construction and the new grains grow around them.
     """
     R, C = shape
     labels = np.full((R, C), -1, np.int64)
+    best = np.full((R, C), np.inf)
     r0, c0, h, w = box
-    # each side as (input seen with that side at row 0, outside cells k = 1, 2, ... for border cell p)
+    # each side as (input seen with that side at row 0, canvas cells for outside cell k = 1, 2, ...
+    # along border position p)
     sides = [
         (input_labels, lambda k, p: (r0 - k, c0 + p)),
         (input_labels[::-1], lambda k, p: (r0 + h - 1 + k, c0 + p)),
@@ -289,16 +336,40 @@ def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float
     M = _metric(aspect, angle_deg)
     # one cell outward and one along the border, as (row, col) steps, side by side
     steps = [((-1, 0), (0, 1)), ((1, 0), (0, 1)), ((0, -1), (1, 0)), ((0, 1), (1, 0))]
+    firsts = []
     for (lab, at), (out_step, along) in zip(sides, steps):
-        g, depth = _side_depths(lab, cap, M @ np.array([out_step, along], np.float64).T)
-        kmax = int(depth.max(initial=0))
-        if kmax == 0:
-            continue
-        k, p = np.meshgrid(np.arange(1, kmax + 1), np.arange(len(g)), indexing="ij")
-        sel = k <= depth[None, :]
-        rr, cc = at(k[sel], p[sel])
+        d = _side_discs(lab, cap, M @ np.array([out_step, along], np.float64).T)
+        A, Ainv = d["A"], np.linalg.inv(d["A"])
+        for j in np.unique(d["g"]):
+            c, r = d["centre"][j], d["radius"][j]
+            # the disc's extent in (k, p) cell units, then the outside cells in it
+            mid = Ainv @ c
+            ext = r * np.linalg.norm(Ainv, axis=1)
+            ks = np.arange(max(1, int(np.floor(mid[0] - ext[0]))), int(np.ceil(mid[0] + ext[0])) + 1)
+            ps = np.arange(int(np.floor(mid[1] - ext[1])), int(np.ceil(mid[1] + ext[1])) + 1)
+            if len(ks) == 0 or len(ps) == 0:
+                continue
+            k, p = np.meshgrid(ks, ps, indexing="ij")
+            x = k[..., None] * A[:, 0] + p[..., None] * A[:, 1]
+            q = np.sqrt(((x - c) ** 2).sum(axis=-1)) / r  # < 1 inside the disc
+            rr, cc = at(k, p)
+            ok = (q <= 1) & (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
+            rr, cc, q = rr[ok], cc[ok], q[ok]
+            win = q < best[rr, cc]
+            labels[rr[win], cc[win]] = j
+            best[rr[win], cc[win]] = q[win]
+        firsts.append((at, d["g"]))
+    for at, g in firsts:
+        rr, cc = at(np.ones(len(g), np.int64), np.arange(len(g)))
         ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
-        labels[rr[ok], cc[ok]] = g[p[sel][ok]]
+        labels[rr[ok], cc[ok]] = g[ok]
+    # drop pieces not joined to their grain inside the box
+    full = labels.copy()
+    full[r0:r0 + h, c0:c0 + w] = input_labels
+    comp = _components(full, False)
+    joined = np.zeros(int(comp.max()) + 1, bool)
+    joined[np.unique(comp[r0:r0 + h, c0:c0 + w])] = True
+    labels[(labels >= 0) & ~joined[comp]] = -1
     return labels
 
 
@@ -491,8 +562,10 @@ class _GrowthWork:
 
 def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work=None, step0=0, start=None,
          progress=True, stop_after_steps=None, workers=-1, max_steps=300, log=print, reach_cells=None,
-         input_advantage=INPUT_ADVANTAGE):
-    """Grow the new grains (ids >= ``n_fixed``) until their :func:`counted_size` reaches ``target_size``.
+         input_advantage=INPUT_ADVANTAGE, density=None):
+    """Grow the new grains (ids >= ``n_fixed``) until their :func:`counted_size` reaches ``target_size``,
+    or, with ``density`` (boundary edges per cell wanted), until the :func:`boundary_density` of the
+    cells that are not pinned falls to it (measured as target_size × density / the cells' density).
 
     Returns (labels, weights, finished). ``work`` (a :class:`_GrowthWork`) is saved after each step.
     """
@@ -503,13 +576,20 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
     reach = None
     if reach_cells is not None and n_fixed:
         reach = ndimage.distance_transform_edt(~pinned) <= reach_cells
-    d = counted_size(labels, n_fixed)
+    free = ~pinned
+
+    def scale(lab):
+        if density is None:
+            return counted_size(lab, n_fixed)
+        return target_size * density / max(boundary_density(lab, free), 1e-9)
+
+    d = scale(labels)
     start = d if start is None else start
     bar = tqdm(total=100, initial=int(100 * _progress(d, start, target_size)), unit="%", desc="growing",
                disable=not progress)
     step, done = step0, 0
     while step < max_steps and not (work is not None and work.state.get("finished")):
-        d = counted_size(labels, n_fixed)
+        d = scale(labels)
         if d >= target_size:
             break
         if stop_after_steps is not None and done >= stop_after_steps:
@@ -519,7 +599,7 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
                                  input_advantage, reach)
         step += 1
         done += 1
-        d_new = counted_size(new, n_fixed)
+        d_new = scale(new)
         # overshooting: keep the state before when it lies closer to the target (decided here, and
         # saved, so that a resumed job makes the same choice)
         last = bool(d_new >= target_size)
@@ -550,7 +630,8 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
                   target_quat=None, target_disorientation_deg=None, workers: int = -1,
                   start_factor: float = START_FACTOR, aspect: float | None = None, angle_deg: float | None = None,
                   postprocess_map: bool = True, continue_cap: float = CONTINUE_CAP,
-                  input_advantage: float = INPUT_ADVANTAGE, max_steps: int = 300, coarse: int = 2):
+                  input_advantage: float = INPUT_ADVANTAGE, max_steps: int = 300, coarse: int = 2,
+                  match: str = "density"):
     """Extend ``input_map`` (or generate from ``cond`` when it is None) to ``size`` cells by grain growth.
 
     The input is cleaned like ``clean``; its cells never change. Targets: the input's edge-corrected
@@ -572,6 +653,9 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     input_clean = None
     box = None
     in_labels = None
+    density = None
+    if match not in ("density", "count"):
+        raise ValueError(f"match must be 'density' or 'count', not {match!r}")
     if input_map is not None:
         h, w = input_map.shape
         if h > R or w > C:
@@ -579,12 +663,17 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         input_clean, g = clean_with_grains(input_map, phase=phase)
         in_labels = g.labels.astype(np.int64)
         st = grain_statistics(in_labels)
-        cv = st["cv"]
+        # a CV from a few whole grains is mostly noise (its standard error is about cv/sqrt(2n)):
+        # shrink it towards the steady state of normal grain growth, weighted by the grain count
+        n_in = st["n_interior"]
+        cv = (n_in * st["cv"] + CV_PRIOR_GRAINS * _CV_OF_SPREAD[0, 1]) / (n_in + CV_PRIOR_GRAINS) if CV_PRIOR_GRAINS else st["cv"]
         # the grains per area of the input fix the size; the mean ECD follows with the spread
         size = counted_size(in_labels)
         if not np.isfinite(size) or st["n_interior"] < 5:  # too few grains to count: their mean size
             size = st["mean_ecd"] * np.sqrt(1 + cv**2)
         target = size / np.sqrt(1 + cv**2)
+        if match == "density" and st["n_interior"] >= 5:
+            density = boundary_density(in_labels)
         if aspect is None:
             aspect, angle_deg = (st["aspect"], st["angle_deg"]) if st["aspect"] >= 1.15 else (1.0, 0.0)
         if target_quat is None:
@@ -604,7 +693,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     spread = spread_for_cv(cv)
     start_size = max(target / start_factor, 3.0)
     key = _key(size=[R, C], place=place, seed=seed, cap=continue_cap, adv=input_advantage, target=round(target, 6),
-               counted=round(size, 6), spread=round(spread, 6),
+               counted=round(size, 6), spread=round(spread, 6), match=match,
                aspect=round(aspect, 6), angle=round(angle_deg, 6), start=start_factor, coarse=coarse,
                inp=None if input_clean is None else hashlib.sha1(input_clean.euler.astype(np.float32).tobytes()).hexdigest(),
                cond=None if cond is None else hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest())
@@ -644,13 +733,14 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         wgt = np.ones(n)
         wgt[n_fixed:] = np.exp(rng.normal(0.0, spread, n - n_fixed)) if spread > 0 else 1.0
         work.create({"key": key, "phase": "grow"})
-        work.save(labels, wgt, step=0, rng=rng.bit_generator.state, start=counted_size(labels, n_fixed))
+        work.save(labels, wgt, step=0, rng=rng.bit_generator.state, start=None)
     labels = labels.astype(np.int32)
     if work.state["phase"] == "grow":
         labels, wgt, finished = grow(labels, fixed_c >= 0, n_fixed, wgt, size / f, aspect, angle_deg, rng, work=work,
                                 step0=work.state["step"], start=work.state["start"], progress=progress,
                                 stop_after_steps=stop_after_steps, workers=workers, log=log,
-                                reach_cells=REACH * target / f, input_advantage=input_advantage, max_steps=max_steps)
+                                reach_cells=REACH * target / f, input_advantage=input_advantage, max_steps=max_steps,
+                                density=None if density is None else density * f)
         if not finished:
             return None
         if f > 1:
