@@ -624,6 +624,27 @@ def _key(**kw) -> str:
     return hashlib.sha1(json.dumps(kw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def input_targets(in_labels: np.ndarray) -> dict:
+    """What the growth takes from a cleaned input's grains: ``size`` (ECD of the mean grain area, from
+    the grain count), ``target`` (the mean ECD that size and the spread give), ``cv`` (size spread,
+    shrunk towards normal growth's when few whole grains were measured), ``density``
+    (:func:`boundary_density`; None with under 5 whole grains), ``aspect``/``angle_deg`` (1 and 0 unless
+    the grains are elongated by 15 % or more)."""
+    st = grain_statistics(in_labels)
+    # a CV from a few whole grains is mostly noise (its standard error is about cv/sqrt(2n)):
+    # shrink it towards the steady state of normal grain growth, weighted by the grain count
+    n_in = st["n_interior"]
+    cv = (n_in * st["cv"] + CV_PRIOR_GRAINS * _CV_OF_SPREAD[0, 1]) / (n_in + CV_PRIOR_GRAINS)
+    # the grains per area of the input fix the size; the mean ECD follows with the spread
+    size = counted_size(in_labels)
+    if not np.isfinite(size) or n_in < 5:  # too few grains to count: their mean size
+        size = st["mean_ecd"] * np.sqrt(1 + cv**2)
+    elongated = st["aspect"] >= 1.15
+    return {"size": size, "target": size / np.sqrt(1 + cv**2), "cv": cv,
+            "density": boundary_density(in_labels) if n_in >= 5 else None,
+            "aspect": st["aspect"] if elongated else 1.0, "angle_deg": st["angle_deg"] if elongated else 0.0}
+
+
 def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
                   work_dir=None, resume: bool = False, progress: bool = True, mean_size: float | None = None,
                   log=print, phase: str | None = None, stop_after_steps: int | None = None,
@@ -662,20 +683,12 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
             raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
         input_clean, g = clean_with_grains(input_map, phase=phase)
         in_labels = g.labels.astype(np.int64)
-        st = grain_statistics(in_labels)
-        # a CV from a few whole grains is mostly noise (its standard error is about cv/sqrt(2n)):
-        # shrink it towards the steady state of normal grain growth, weighted by the grain count
-        n_in = st["n_interior"]
-        cv = (n_in * st["cv"] + CV_PRIOR_GRAINS * _CV_OF_SPREAD[0, 1]) / (n_in + CV_PRIOR_GRAINS) if CV_PRIOR_GRAINS else st["cv"]
-        # the grains per area of the input fix the size; the mean ECD follows with the spread
-        size = counted_size(in_labels)
-        if not np.isfinite(size) or st["n_interior"] < 5:  # too few grains to count: their mean size
-            size = st["mean_ecd"] * np.sqrt(1 + cv**2)
-        target = size / np.sqrt(1 + cv**2)
-        if match == "density" and st["n_interior"] >= 5:
-            density = boundary_density(in_labels)
+        t = input_targets(in_labels)
+        size, target, cv = t["size"], t["target"], t["cv"]
+        if match == "density":
+            density = t["density"]
         if aspect is None:
-            aspect, angle_deg = (st["aspect"], st["angle_deg"]) if st["aspect"] >= 1.15 else (1.0, 0.0)
+            aspect, angle_deg = t["aspect"], t["angle_deg"]
         if target_quat is None:
             target_quat = g.quat
         if target_disorientation_deg is None:
