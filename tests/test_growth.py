@@ -420,3 +420,37 @@ def test_extension_matches_the_inputs_boundary_density():
         free[r0:r0 + h, c0:c0 + w] = False
         ratios.append(boundary_density(out, free) / boundary_density(g.labels))
     assert abs(np.mean(ratios) - 1) < 0.05, ratios
+
+
+def test_cli_growth_refuses_a_single_crystal(tmp_path):
+    """A single-grain input has no sizes, boundaries or texture to extend: one line saying so, a
+    non-zero exit, no traceback and no output file (it used to fail deep in the orientation step)."""
+    import subprocess
+    import sys
+
+    from infinityebsd.io import EBSDMap, write_ctf
+
+    inp = tmp_path / "one.ctf"
+    write_ctf(EBSDMap.from_euler(np.zeros((60, 60, 3))), inp)
+    r = subprocess.run([sys.executable, "-m", "infinityebsd", "extend", str(inp), "--size", "120x120", "--method",
+                        "growth", "-o", str(tmp_path / "out.ctf")], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr and "1 grain" in r.stderr
+    assert not (tmp_path / "out.ctf").exists()
+
+
+def test_orientations_with_an_empty_boundary_target():
+    """A target with no boundary values (its map held one grain) means no histogram to follow (this
+    used to fail looking for one): every new grain still gets one of the target's orientations."""
+    from infinityebsd.crystal import disorientation_angle, euler_to_quat
+    from infinityebsd.pipeline.crystallography import orientations_for_labels
+
+    labels = np.arange(40 * 40).reshape(40, 40) // 160  # 10 horizontal bands
+    known = np.zeros((40, 40), bool)
+    q = euler_to_quat(np.deg2rad(np.array([[10.0, 20.0, 30.0], [50.0, 40.0, 10.0]])))
+    out = orientations_for_labels(labels, known, np.zeros((40, 40, 3)), target_quat=q,
+                                  target_disorientation_deg=np.array([]), seed=0)
+    qo = euler_to_quat(out[::4, 0])  # one cell of each band
+    d = np.rad2deg(np.minimum(disorientation_angle(qo, np.repeat(q[:1], 10, 0)),
+                              disorientation_angle(qo, np.repeat(q[1:], 10, 0))))
+    assert np.isfinite(out).all() and (d < 1e-3).all()

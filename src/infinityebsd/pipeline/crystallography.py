@@ -224,8 +224,8 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
             # nothing to follow: a random texture (Mackenzie boundaries), no swapping
             quat[editable] = random_quat(int(editable.sum()), rng)
         else:
-            if target_disorientation_deg is None and cond is None:
-                hist = None
+            if (target_disorientation_deg is None or len(target_disorientation_deg) == 0) and cond is None:
+                hist = None  # no boundary to learn from (a single-grain input): no swapping
             else:
                 hist = target_disorientation_hist(None if cond is None else np.asarray(cond), target_disorientation_deg)
             if swaps is None:  # 20 trials per new grain, at most MAX_SWAPS (each trial is a little Python)

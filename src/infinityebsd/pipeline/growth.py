@@ -65,6 +65,9 @@ from .crystallography import _grain_pairs
 from .planner import Plan, place_input
 
 
+MIN_INPUT_GRAINS = 3
+"""Fewest grains an input may hold for ``--method growth`` to take statistics from it."""
+
 CONTINUE_CAP = 1.5
 """Longest continuation of a grain cut by the input border, in target mean grain sizes."""
 
@@ -640,7 +643,7 @@ def input_targets(in_labels: np.ndarray) -> dict:
     if not np.isfinite(size) or n_in < 5:  # too few grains to count: their mean size
         size = st["mean_ecd"] * np.sqrt(1 + cv**2)
     elongated = st["aspect"] >= 1.15
-    return {"size": size, "target": size / np.sqrt(1 + cv**2), "cv": cv,
+    return {"size": size, "target": size / np.sqrt(1 + cv**2), "cv": cv, "n_interior": n_in,
             "density": boundary_density(in_labels) if n_in >= 5 else None,
             "aspect": st["aspect"] if elongated else 1.0, "angle_deg": st["angle_deg"] if elongated else 0.0}
 
@@ -683,7 +686,15 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
             raise InputError(f"target size {R}x{C} is smaller than the input {h}x{w}")
         input_clean, g = clean_with_grains(input_map, phase=phase)
         in_labels = g.labels.astype(np.int64)
+        n_grains = int(in_labels.max()) + 1
+        if n_grains < MIN_INPUT_GRAINS:
+            raise InputError(f"the cleaned input holds {n_grains} grain{'s' * (n_grains != 1)}: too few to take grain "
+                             f"sizes, shapes and texture from (--method growth needs {MIN_INPUT_GRAINS}); use a "
+                             "larger map, or generate from metrics")
         t = input_targets(in_labels)
+        if t["n_interior"] < 5:
+            log(f"the input holds {t['n_interior']} whole grains: its grain size is estimated from cut ones "
+                "and may be off; a larger input gives a surer extension")
         size, target, cv = t["size"], t["target"], t["cv"]
         if match == "density":
             density = t["density"]
