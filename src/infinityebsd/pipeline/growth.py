@@ -65,7 +65,7 @@ from .crystallography import _grain_pairs
 from .planner import Plan, place_input
 
 
-MIN_INPUT_GRAINS = 3
+MIN_INPUT_GRAINS = 2
 """Fewest grains an input may hold for ``--method growth`` to take statistics from it."""
 
 CONTINUE_CAP = 1.5
