@@ -430,3 +430,21 @@ def test_size_bound_is_exceeded_by_the_largest_of_lognormal_grains_at_the_stated
     largest = (np.pi / 4 * ecd**2).max(axis=1)
     assert abs((largest > oversize_area(cond, n, alpha)).mean() - alpha) < 0.015
     assert np.isnan(oversize_area(np.full((8, 1024), np.nan), n))  # no size target, no bound
+
+
+def test_extension_continues_every_grain_cut_by_the_input_border(tiny_model):
+    """Even an untrained network's fields (boundaries anywhere) leave each border cell's grain holding
+    the cell just outside it: the rim the segmentation gives back to the cut grains. Judged on the
+    final map: the same orientation on both sides of every edge crossing the input border."""
+    from infinityebsd.crystal import disorientation_angle, euler_to_quat
+    from infinityebsd.evaluate.border_grains import crossing_edges
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.extend import extend
+    from infinityebsd.pipeline.morph import MorphPipeline
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    res = extend(pipe, _input_map(), (112, 96), seed=3, steps=2, resample=1, progress=False, log=lambda *a: None)
+    inner, outer = crossing_edges(res.input_box, res.map.shape)
+    q = euler_to_quat(res.map.euler).reshape(-1, 4)
+    assert len(inner) > 100
+    assert np.rad2deg(disorientation_angle(q[inner], q[outer])).max() < 0.01

@@ -648,6 +648,13 @@ def input_targets(in_labels: np.ndarray) -> dict:
             "aspect": st["aspect"] if elongated else 1.0, "angle_deg": st["angle_deg"] if elongated else 0.0}
 
 
+def input_continuation(shape, box, in_labels: np.ndarray, cap: float = CONTINUE_CAP) -> np.ndarray:
+    """:func:`continuation` of a cleaned input placed at ``box`` on a canvas of ``shape``, with the
+    cap (in target mean sizes) and shape anisotropy the growth method takes from the input."""
+    t = input_targets(in_labels)
+    return continuation(shape, box, np.asarray(in_labels, np.int64), cap * t["target"], t["aspect"], t["angle_deg"])
+
+
 def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
                   work_dir=None, resume: bool = False, progress: bool = True, mean_size: float | None = None,
                   log=print, phase: str | None = None, stop_after_steps: int | None = None,
