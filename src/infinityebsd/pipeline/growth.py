@@ -665,8 +665,9 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
                   match: str = "density"):
     """Extend ``input_map`` (or generate from ``cond`` when it is None) to ``size`` cells by grain growth.
 
-    The input is cleaned like ``clean``; its cells never change. Targets: the input's edge-corrected
-    mean grain size and size spread, shape anisotropy, grain orientations and disorientation histogram
+    The input is cleaned like ``clean``; its cells never change. Targets (:func:`input_targets`): the
+    input's boundary density (``match="density"``, the default; ``"count"`` stops at its grain count
+    per area instead), size spread, shape anisotropy, grain orientations and disorientation histogram
     (or, without an input, ``cond``'s size row and ``mean_size``, and its texture rows; grains then grow
     equiaxed unless ``aspect``/``angle_deg`` are given). ``work_dir`` holds the resumable state.
     Returns an :class:`~.extend.Result`, or None when stopped early by ``stop_after_steps`` (tests).
