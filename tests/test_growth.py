@@ -454,3 +454,23 @@ def test_orientations_with_an_empty_boundary_target():
     d = np.rad2deg(np.minimum(disorientation_angle(qo, np.repeat(q[:1], 10, 0)),
                               disorientation_angle(qo, np.repeat(q[1:], 10, 0))))
     assert np.isfinite(out).all() and (d < 1e-3).all()
+
+
+def test_a_grain_corner_poking_out_continues_to_its_tip():
+    """A hexagonal grain (circumradius 20) whose top corner crosses the border by 6 cells: chord
+    2·6·tan 60° ≈ 20.8, depth inside 34. A disc with that chord and depth would reach only
+    20.8²/(4·34) ≈ 3.2 cells out; the corner's 120° angle gives 6, and the continuation must reach
+    about that far (within 1.5 cells) at the chord's middle."""
+    from infinityebsd.pipeline.growth import continuation
+
+    R, C = 120, 120
+    box = (40, 20, 80, 80)  # border line at row 39.5
+    r, c = np.indices((R, C)).astype(float)
+    cy, cx, rad = 39.5 - 6 + 20, 59.5, 20.0  # top corner at 6 cells above the border line
+    x, y = np.abs(c - cx), r - cy
+    hexagon = (x <= rad * np.sqrt(3) / 2) & (np.abs(y) + x / np.sqrt(3) <= rad)
+    inp = hexagon[40:120, 20:100].astype(np.int64)
+    cont = continuation((R, C), box, inp, cap=100.0)
+    col = cont[:40, 60] == 1  # outside, the chord's middle column
+    depth = int(col[::-1].argmin()) if not col.all() else 40
+    assert abs(depth - 6) <= 1.5, depth

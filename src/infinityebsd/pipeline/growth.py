@@ -68,6 +68,11 @@ from .planner import Plan, place_input
 MIN_INPUT_GRAINS = 2
 """Fewest grains an input may hold for ``--method growth`` to take statistics from it."""
 
+TIP = 1 / (2 * np.tan(np.pi / 3))
+"""Least reach beyond the border of a cut grain, as a fraction of its chord: a polygonal grain whose
+corner (120°, where three boundaries meet at equilibrium) crosses the border reaches 0.29 of the
+chord beyond it, more than the disc model gives a short chord on a deep grain."""
+
 CONTINUE_CAP = 1.5
 """Longest continuation of a grain cut by the input border, in target mean grain sizes."""
 
@@ -258,8 +263,9 @@ def _side_discs(lab: np.ndarray, cap: float, A=None) -> dict:
     A grain cut by a straight line shows a chord L (its border cells on this side) and a depth t
     (its longest run inward from the border); a disc with that chord and depth has diameter
     D = t + L²/(4t), so it reaches e = L²/(4t) (at most ``cap``) beyond the line: long, shallow
-    slivers (a grain cut near its edge) continue far, short, deep ones little. Half of all grains
-    cut at random lie mostly outside (t < L/2): their disc is wider than the chord outside.
+    slivers (a grain cut near its edge) continue far, short, deep ones little, but never less than
+    :data:`TIP` × L (a grain's corner poking out). Half of all grains cut at random lie mostly
+    outside (t < L/2): their disc is wider than the chord outside.
 
     ``A`` (2×2) takes a step of one cell outward (first column) and one cell along the border
     (second column) to the round coordinates (:func:`~infinityebsd.data.synth._metric` times the
@@ -267,20 +273,22 @@ def _side_discs(lab: np.ndarray, cap: float, A=None) -> dict:
     are not perpendicular there, so the disc comes back as a slanted ellipse, reaching further out at
     one end of the chord, as a slanted grain does.
 
-    Returns ``g`` (grain of each border cell), per grain ``centre`` (round coordinates, origin at
-    the first border cell on the border line) and ``radius`` (0 for grains not on this side), and
-    ``A``.
+    Returns ``g`` (grain of each border cell), ``run`` (its chord: a run of border cells of one
+    grain), per chord ``grain``, ``centre`` (round coordinates, origin at the first border cell on the
+    border line) and ``radius``, and ``A``.
     """
     A = np.eye(2) if A is None else np.asarray(A, np.float64)
     g = lab[0]
     inside = lab == g[None, :]
-    run = np.where(inside.all(axis=0), lab.shape[0], np.argmin(inside, axis=0))
-    n = int(lab.max()) + 1
+    depth_in = np.where(inside.all(axis=0), lab.shape[0], np.argmin(inside, axis=0))
+    # one chord per run of border cells of one grain (a concave grain can touch a side twice)
+    run = np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
+    n = int(run[-1]) + 1
     p = np.arange(len(g), dtype=np.float64)
-    L = np.bincount(g, minlength=n).astype(np.float64)
-    centre_p = np.bincount(g, weights=p, minlength=n) / np.maximum(L, 1)
+    L = np.bincount(run, minlength=n).astype(np.float64)
+    centre_p = np.bincount(run, weights=p, minlength=n) / np.maximum(L, 1)
     t = np.zeros(n)
-    np.maximum.at(t, g, run.astype(np.float64))
+    np.maximum.at(t, run, depth_in.astype(np.float64))
     t = np.maximum(t, 1.0)
     dk, dp = A[:, 0], A[:, 1]
     u = dp / np.linalg.norm(dp)
@@ -289,21 +297,22 @@ def _side_discs(lab: np.ndarray, cap: float, A=None) -> dict:
         nrm = -nrm
     ell = L * np.linalg.norm(dp)
     t = t * abs(dk @ nrm)
-    e = np.maximum(np.minimum(ell**2 / (4 * t), cap), 1e-6)
-    radius = np.where(L > 0, (e**2 + ell**2 / 4) / (2 * e), 0.0)  # the circle through the chord's ends, sagitta e
+    e = np.maximum(np.minimum(np.maximum(ell**2 / (4 * t), TIP * ell), cap), 1e-6)
+    radius = (e**2 + ell**2 / 4) / (2 * e)  # the circle through the chord's ends, sagitta e
     # the border line runs through the border cells' outer edges (half a cell outward)
     centre = (centre_p[:, None] * dp[None, :] + 0.5 * dk[None, :] - (radius - e)[:, None] * nrm[None, :])
-    return {"g": g, "centre": centre, "radius": radius, "A": A}
+    return {"g": g, "run": run, "grain": g[np.r_[0, np.flatnonzero(np.diff(run)) + 1]], "centre": centre,
+            "radius": radius, "A": A}
 
 
 def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.ndarray]:
     """The grain at each border cell of the side at row 0 and how many cells its own disc
     (:func:`_side_discs`) reaches straight outward from it (at least one)."""
     d = _side_discs(lab, cap, A)
-    g, A = d["g"], d["A"]
+    g, run, A = d["g"], d["run"], d["A"]
     dk, dp = A[:, 0], A[:, 1]
-    w = np.arange(len(g))[:, None] * dp[None, :] - d["centre"][g]
-    r = d["radius"][g]
+    w = np.arange(len(g))[:, None] * dp[None, :] - d["centre"][run]
+    r = d["radius"][run]
     # cell k's centre is w + k·dk; the ray leaves the disc at the larger root of |w + s·dk| = r
     a2, b = dk @ dk, w @ dk
     disc = b**2 - a2 * ((w * w).sum(axis=1) - r**2)
@@ -343,7 +352,7 @@ def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float
     for (lab, at), (out_step, along) in zip(sides, steps):
         d = _side_discs(lab, cap, M @ np.array([out_step, along], np.float64).T)
         A, Ainv = d["A"], np.linalg.inv(d["A"])
-        for j in np.unique(d["g"]):
+        for j, grain in enumerate(d["grain"]):
             c, r = d["centre"][j], d["radius"][j]
             # the disc's extent in (k, p) cell units, then the outside cells in it
             mid = Ainv @ c
@@ -359,7 +368,7 @@ def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float
             ok = (q <= 1) & (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
             rr, cc, q = rr[ok], cc[ok], q[ok]
             win = q < best[rr, cc]
-            labels[rr[win], cc[win]] = j
+            labels[rr[win], cc[win]] = grain
             best[rr[win], cc[win]] = q[win]
         firsts.append((at, d["g"]))
     for at, g in firsts:
