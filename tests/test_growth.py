@@ -146,22 +146,26 @@ def synth_input():
 
 
 def test_continuation_of_slanted_grains_leans_with_them():
-    """A grain cut by the top border (20-cell chord, 6 cells deep): equiaxed or elongated along or
-    across the border, its continuation is symmetric about the chord's middle; elongated at 30° from
-    the rows (pointing up-left, i.e. outward to the left), it reaches further out at the chord's left
-    end than at its right end, as a slanted ellipse cut by the border does."""
-    from infinityebsd.data.synth import _metric
-    from infinityebsd.pipeline.growth import _side_depths
+    """A grain cut by the top border (20-cell chord, 6 cells deep), the input placed 30 rows down a
+    canvas: equiaxed or elongated along or across the border, its continuation is symmetric about the
+    chord's middle; elongated at 30° from the rows (pointing up-left, i.e. outward to the left), it
+    reaches further out at the chord's left end than at its right end, as a slanted ellipse cut by
+    the border does."""
+    from infinityebsd.pipeline.growth import continuation
 
     lab = np.zeros((20, 40), np.int64)
     lab[:6, 10:30] = 1
-    top = np.array([(-1, 0), (0, 1)], float).T  # one cell outward, one along the border
+
+    def depth(aspect, angle):  # per column of the chord: cells of grain 1 above the border
+        cont = continuation((50, 40), (30, 0, 20, 40), lab, 50.0, aspect, angle)
+        return (cont[:30, 10:30] == 1).sum(axis=0)
+
     for aspect, angle in ((1.0, 0.0), (2.5, 90.0), (2.5, 0.0)):
-        _, d = _side_depths(lab, 50.0, _metric(aspect, angle) @ top)
-        assert np.array_equal(d[10:30], d[10:30][::-1]), (aspect, angle)
-        assert d[10:30].max() > 1
-    _, d = _side_depths(lab, 50.0, _metric(2.5, 30.0) @ top)
-    assert d[10:15].sum() > d[25:30].sum() + 5
+        d = depth(aspect, angle)
+        assert np.array_equal(d, d[::-1]), (aspect, angle)
+        assert d.max() > 1
+    d = depth(2.5, 30.0)
+    assert d[:5].sum() > d[-5:].sum() + 5
 
 
 def test_growth_keeps_the_input_exactly(synth_input):
@@ -340,17 +344,16 @@ def test_cv_shrinkage_lowers_the_error_on_small_crops():
     """Crops of a grain-growth map holding a handful of whole grains give a noisy size CV; shrinking
     it towards the normal-growth value must bring it closer to the whole map's CV on average."""
     from infinityebsd.data.synth import grain_growth_labels
-    from infinityebsd.pipeline.growth import CV_PRIOR_GRAINS, _CV_OF_SPREAD, grain_statistics
+    from infinityebsd.pipeline.growth import grain_statistics, input_targets
 
     lab = grain_growth_labels((480, 480), 14, rng=5)
     full = grain_statistics(lab)["cv"]
     raw, shrunk = [], []
     for r in range(0, 480 - 60, 60):
         for c in range(0, 480 - 60, 60):
-            st = grain_statistics(lab[r:r + 60, c:c + 60])
-            n = st["n_interior"]
-            raw.append(st["cv"])
-            shrunk.append((n * st["cv"] + CV_PRIOR_GRAINS * _CV_OF_SPREAD[0, 1]) / (n + CV_PRIOR_GRAINS))
+            crop = lab[r:r + 60, c:c + 60]
+            raw.append(grain_statistics(crop)["cv"])
+            shrunk.append(input_targets(crop)["cv"])  # what the growth uses
     raw, shrunk = np.array(raw), np.array(shrunk)
     assert np.mean((shrunk - full) ** 2) < 0.7 * np.mean((raw - full) ** 2)
 

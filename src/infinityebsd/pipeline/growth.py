@@ -305,21 +305,6 @@ def _side_discs(lab: np.ndarray, cap: float, A=None) -> dict:
             "radius": radius, "A": A}
 
 
-def _side_depths(lab: np.ndarray, cap: float, A=None) -> tuple[np.ndarray, np.ndarray]:
-    """The grain at each border cell of the side at row 0 and how many cells its own disc
-    (:func:`_side_discs`) reaches straight outward from it (at least one)."""
-    d = _side_discs(lab, cap, A)
-    g, run, A = d["g"], d["run"], d["A"]
-    dk, dp = A[:, 0], A[:, 1]
-    w = np.arange(len(g))[:, None] * dp[None, :] - d["centre"][run]
-    r = d["radius"][run]
-    # cell k's centre is w + k·dk; the ray leaves the disc at the larger root of |w + s·dk| = r
-    a2, b = dk @ dk, w @ dk
-    disc = b**2 - a2 * ((w * w).sum(axis=1) - r**2)
-    depth = np.where(disc > 0, (-b + np.sqrt(np.maximum(disc, 0.0))) / a2, 0.0)
-    return g, np.maximum(np.floor(depth), 1).astype(np.int64)
-
-
 def continuation(shape, box, input_labels: np.ndarray, cap: float, aspect: float = 1.0,
                  angle_deg: float = 0.0) -> np.ndarray:
     """Labels (−1 elsewhere) continuing every grain cut by the input border outward.
