@@ -196,6 +196,7 @@ def main():
     ap.add_argument("--crop", type=float, default=0.5,
                     help="side of the centred input as a fraction of the map's (0.25: a 4x extension, as the README job)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one extension per case and seed")
+    ap.add_argument("--cases", nargs="+", default=None, help="only these cases (e.g. 316L nickel synth-d16)")
     ap.add_argument("--out", type=Path, default=Path("methods_eval.json"))
     ap.add_argument("--guidance", type=float, default=None,
                     help="classifier-free guidance of the model (default: the model folder's for extension)")
@@ -208,6 +209,8 @@ def main():
     t0 = time.time()
     rows = []
     for name, m in cases(a.size, not a.no_real):
+        if a.cases and name not in a.cases:
+            continue
         for seed in a.seeds:
             rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model, a.guidance,
                                       a.crop))

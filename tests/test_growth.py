@@ -477,3 +477,97 @@ def test_a_grain_corner_poking_out_continues_to_its_tip():
     col = cont[:40, 60] == 1  # outside, the chord's middle column
     depth = int(col[::-1].argmin()) if not col.all() else 40
     assert abs(depth - 6) <= 1.5, depth
+
+
+def test_smoothing_with_a_kernel_per_colour_matches_one_kernel_at_a_time():
+    """Colours smoothed with kernels of unequal width and aspect in one pass are what smoothing with
+    each colour's kernel alone gives."""
+    from infinityebsd.data.synth import _smooth
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 30, (40, 50)).repeat(2, 0).repeat(2, 1)
+    col = rng.integers(0, 5, 30)
+    wgt = rng.uniform(0.5, 2.0, 30)
+    aspects = np.array([1.0, 2.5, 1.0, 4.0, 2.5])
+    sigmas = np.array([3.0, 3.0, 2.0, 3.0, 4.0])
+    both = _smooth(labels, col, wgt, 5, sigmas, aspects, 30.0, False, 1)
+    for k in range(5):
+        # the padding follows the longest kernel: the others keep it, so each run pads alike
+        asp = np.where(np.arange(5) == k, aspects[k], aspects[4])
+        sig = np.where(np.arange(5) == k, sigmas[k], sigmas[4])
+        one = _smooth(labels, col, wgt, 5, sig, asp, 30.0, False, 1)
+        assert np.allclose(both[k], one[k], atol=1e-5), k
+        alone = _smooth(labels, col, wgt, 5, sigmas[k], aspects[k], 30.0, False, 1)
+        inner = (slice(12, -12), slice(12, -12))  # away from the mirror padding's reach
+        assert np.allclose(both[k][inner], alone[k][inner], atol=1e-4), k
+
+
+def test_elongation_spread_of_a_window():
+    """Squares (ln aspect 0) and 6x36 bars (ln 6) are 3:1 in number over the plane: the spread of
+    ln √(λmax/λmin) over grains is √(¼·¾)·ln 6 ≈ 0.78, which the Miles-Lantuejoul weighting must
+    recover from windows that cut bars more often than squares."""
+    from infinityebsd.pipeline.growth import SHAPE_MIN_SPREAD, grain_statistics, input_targets
+    from infinityebsd.data.synth import grain_growth_labels
+
+    want = np.sqrt(0.25 * 0.75) * np.log(6)
+    rng = np.random.default_rng(0)
+    got = [grain_statistics(_bricks((120, 120), (rng.integers(18), rng.integers(36))))["aspect_sd"] for _ in range(24)]
+    assert abs(np.mean(got) / want - 1) < 0.05
+    # such an input asks for kernels of unequal aspect; grain growth's own spread does not
+    assert input_targets(_bricks((120, 120), (0, 0)))["shape_spread"] > 0.4
+    for aspect in (1.0, 2.5):
+        lab = grain_growth_labels((200, 200), 12, aspect=aspect, angle_deg=30.0, rng=7)
+        assert input_targets(lab)["shape_spread"] < SHAPE_MIN_SPREAD, aspect
+
+
+def _columnar_input(shape, seed):
+    """Strips 6-10 rows high cut into grains of log-normal length (median 24 cells, σ 0.7): long
+    grains of very unequal elongation, as additive manufacturing grows them; random orientations."""
+    from infinityebsd.crystal import quat_to_euler
+    from infinityebsd.io import EBSDMap
+
+    rng = np.random.default_rng(seed)
+    lab = np.zeros(shape, np.int64)
+    r, n = 0, 0
+    while r < shape[0]:
+        h = int(rng.integers(6, 11))
+        c = -int(rng.integers(0, 30))
+        while c < shape[1]:
+            L = max(6, int(round(24 * np.exp(rng.normal(0, 0.7)))))
+            lab[r:r + h, max(c, 0):c + L] = n
+            n, c = n + 1, c + L
+        r += h
+    lab = np.unique(lab, return_inverse=True)[1].reshape(shape)
+    euler = quat_to_euler(random_quat(int(lab.max()) + 1, rng))[lab]
+    return EBSDMap.from_euler(euler)
+
+
+def test_grains_of_unequal_elongation_grow_with_unequal_kernels(tmp_path, monkeypatch):
+    """Columnar grains of widely spread elongation: the generated grains' spread of ln aspect must be
+    wider with shape classes than with the one kernel, and a job with classes resumes to the same map."""
+    import infinityebsd.pipeline.growth as G
+    from infinityebsd.evaluate.measure import measure
+
+    inp = _columnar_input((120, 120), 1)
+    assert G.input_targets(measure(inp).labels)["shape_spread"] >= G.SHAPE_MIN_SPREAD
+
+    def spread(res):
+        m = measure(res.map)
+        r0, c0, h, w = res.input_box
+        outside = np.ones(m.labels.shape, bool)
+        outside[r0:r0 + h, c0:c0 + w] = False
+        n = m.table.n
+        inside = np.bincount(m.labels[~outside], minlength=n)[:n] > 0
+        keep = ~inside & ~np.asarray(m.table.border)[:n]
+        return np.std(0.5 * np.log(np.asarray(m.table.inertia_ratio)[:n][keep]))
+
+    kw = _quiet(seed=2)
+    classes = [spread(G.extend_growth(inp, (200, 200), **_quiet(seed=s))) for s in (2, 3)]
+    with monkeypatch.context() as mp:
+        mp.setattr(G, "SHAPE_MIN_SPREAD", np.inf)
+        one = [spread(G.extend_growth(inp, (200, 200), **_quiet(seed=s))) for s in (2, 3)]
+    assert np.mean(classes) > np.mean(one) + 0.05, (classes, one)
+    full = G.extend_growth(inp, (160, 160), work_dir=tmp_path / "full", **kw)
+    assert G.extend_growth(inp, (160, 160), work_dir=tmp_path / "job", stop_after_steps=1, **kw) is None
+    resumed = G.extend_growth(inp, (160, 160), work_dir=tmp_path / "job", resume=True, **kw)
+    assert np.array_equal(resumed.map.euler, full.map.euler)

@@ -258,12 +258,19 @@ def _upsample2(u: np.ndarray, axis: int) -> np.ndarray:
 def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers):
     """Gaussian-smoothed, weighted indicator functions of the K colours, shape (K, rows, cols).
 
+    ``sigma`` and ``aspect`` are one value each, or one per colour (each colour smoothed with its own
+    kernel; all have unit mass, so a flat boundary between two of them still sits at equal values).
+
     Non-periodic maps are mirror-padded by 3 sigma so nothing wraps round. When the kernel is wide
     (minor sigma >= 4 cells) the indicators are block-averaged 2×2, smoothed on the coarse grid and
     interpolated back: the Gaussian hides the difference and the FFTs cost a quarter.
     """
     rows, cols = labels.shape
-    down = sigma / np.sqrt(aspect) >= 4.0 and (not periodic or (rows % 2 == 0 and cols % 2 == 0))
+    asp = np.broadcast_to(np.asarray(aspect, np.float64), (K,))
+    sig = np.broadcast_to(np.asarray(sigma, np.float64), (K,))
+    # the longest kernel sets the padding, the narrowest minor width whether the grid can be coarser
+    down = np.min(sig / np.sqrt(asp)) >= 4.0 and (not periodic or (rows % 2 == 0 and cols % 2 == 0))
+    sigma, aspect = float(np.max(sig * np.sqrt(asp))), 1.0
     f = 2 if down else 1
     if periodic:  # the FFT's own wrap-around is the periodic boundary: keep the exact size
         pad, ps = 0, (rows, cols)
@@ -278,8 +285,15 @@ def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers):
     cell = ((rr // f) * cs[1] + cc // f).ravel()
     chi = np.bincount(col[lf].ravel() * (cs[0] * cs[1]) + cell, weights=wgt[lf].ravel() / (f * f),
                       minlength=K * cs[0] * cs[1]).astype(np.float32).reshape(K, *cs)
-    g = _gauss_hat(cs, sigma / f, aspect, angle_deg)
-    u = sfft.irfft2(sfft.rfft2(chi, workers=workers) * g, s=cs, workers=workers)
+    U = sfft.rfft2(chi, workers=workers)
+    for sg, a in np.unique(np.column_stack([sig, asp]), axis=0):
+        g = _gauss_hat(cs, sg / f, a, angle_deg)
+        sel = (sig == sg) & (asp == a)
+        if sel.all():
+            U *= g
+        else:
+            U[sel] *= g
+    u = sfft.irfft2(U, s=cs, workers=workers)
     if down:
         # crop the coarse field near the map first, so the interpolation touches few cells
         r0, c0 = pad // 2 - 1, pad // 2 - 1

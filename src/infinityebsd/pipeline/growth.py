@@ -90,7 +90,28 @@ START_FACTOR = 2.0
 """New grains start this many times finer (in diameter) than the target and coarsen to it."""
 
 CV_PRIOR_GRAINS = 20
-"""Weight (in whole grains) of the normal-growth CV the input's measured CV is shrunk towards."""
+"""Weight (in whole grains) of the normal-growth CV (and shape spread) the input's are shrunk towards."""
+
+SHAPE_BASE_SD = 0.23
+"""Spread (standard deviation of ln √(λmax/λmin) over grains) of the elongation that growth with one
+kernel gives by itself: 0.21-0.23 for grain-growth maps of aspect 1.5-4, 0.17 for equiaxed ones
+(measured on 240x240 maps, three seeds each)."""
+
+SHAPE_Z = np.array([-0.55, 0.55, 1.65])
+"""Kernel classes for grains of unequal elongation, drawn with equal probability: a class's kernel
+aspect is the input's × exp(SHAPE_GAIN × z × spread). The thirds of a standard normal (means −1.09,
+0, 1.09) shifted up by half a class: the grain network rounds grains off readily but holds long ones
+back, so centred classes leave the median grain rounder than the input's. Measured on the 316L map
+(bench/RESULTS.md), the one map of this kind we have."""
+
+SHAPE_GAIN = 2.0
+"""How much wider the kernels' spread is than the shapes' spread asked for: a boundary's tension
+comes from the kernels of both its grains, so a grain's own kernel moves its shape about half as far."""
+
+DENSITY_FROM = 0.0
+SHAPE_MIN_SPREAD = 0.15
+"""Extra kernel spread below which all grains grow with one kernel (a grain-growth window of 30 whole
+grains measuring 0.30 instead of 0.23 by chance gives 0.15)."""
 
 # Coefficient of variation of the grown ECD against the spread (log-normal sigma) of the growth
 # advantage, measured on 320x320 maps grown 16 cells (Miles-Lantuejoul-weighted, interior grains).
@@ -117,7 +138,9 @@ def grain_statistics(labels: np.ndarray) -> dict:
     come from the mean of the interior grains' normalised second-moment tensors, weighted by area
     and by the same factor:
     aspect = √(λmax/λmin), angle of the long axis from the column (X) axis towards the row (Y) axis,
-    as :func:`infinityebsd.data.synth.grain_growth_labels` takes them (1 and 0 with under 10 whole grains).
+    as :func:`infinityebsd.data.synth.grain_growth_labels` takes them; with under 10 whole grains, from
+    all grains weighted by area (1 and 0 with under 10 grains). ``aspect_sd``: spread of the whole
+    grains' own ln √(λmax/λmin) over grains (0 with under 10 whole grains).
     """
     lab = np.asarray(labels)
     H, W = lab.shape
@@ -150,17 +173,32 @@ def grain_statistics(labels: np.ndarray) -> dict:
     # weighted by area and by the Miles-Lantuejoul factor: a long grain lies wholly inside the map
     # less often than a short one of the same area, so whole grains alone look too round
     k = ~border & (area >= MIN_AREA)
+    whole = k.sum() >= 10
+    if not whole:
+        # few whole grains (a small input): all grains, weighted by area alone. The window truncates
+        # cut grains, which biases long grains towards round (elongated 2.5x, a 48x48 window: 1.9x),
+        # but far less than taking the grains as round
+        k = area >= MIN_AREA
     if k.sum() >= 10:
-        ml = area / np.maximum((H - h - 1) * (W - w - 1), 1.0)
+        ml = area / np.maximum((H - h - 1) * (W - w - 1), 1.0) if whole else area
         T = np.array([[np.sum((ml * irr / a)[k]), np.sum((ml * irc / a)[k])],
                       [np.sum((ml * irc / a)[k]), np.sum((ml * icc / a)[k])]])
         vals, vecs = np.linalg.eigh(T)
         aspect = float(np.sqrt(vals[1] / max(vals[0], 1e-12)))
         er, ec = vecs[:, 1]
         angle = float(np.rad2deg(np.arctan2(er, ec)) % 180.0)
+        # spread of the grains' own elongation, ln √(λmax/λmin), over whole grains by number
+        # (Miles-Lantuejoul-weighted, as the size statistics)
+        half = np.sqrt((irr - icc) ** 2 / 4 + irc**2)
+        mid = (irr + icc) / 2
+        ln_asp = 0.5 * np.log((mid + half)[k] / np.maximum(mid - half, 1e-12)[k])
+        wk = 1.0 / np.maximum((H - h - 1) * (W - w - 1), 1.0)[k]
+        m = np.sum(wk * ln_asp) / wk.sum()
+        aspect_sd = float(np.sqrt(np.sum(wk * (ln_asp - m) ** 2) / wk.sum())) if whole else 0.0
     else:
-        aspect, angle = 1.0, 0.0
-    return {"mean_ecd": mean, "cv": cv, "aspect": aspect, "angle_deg": angle, "n": n, "n_interior": int(inner.sum())}
+        aspect, angle, aspect_sd = 1.0, 0.0, 0.0
+    return {"mean_ecd": mean, "cv": cv, "aspect": aspect, "angle_deg": angle, "aspect_sd": aspect_sd, "n": n,
+            "n_interior": int(inner.sum()), "shape_from_whole": bool(whole)}
 
 
 def size_target_from_cond(cond, mean_size=None) -> tuple[float, float]:
@@ -403,9 +441,24 @@ as the advantaged new grains win). Above 1 the input's grains push outward and c
 with small grains; the continuations (:func:`continuation`) keep cut grains going instead."""
 
 
+def _class_colours(A2, cls, n_cls, rng):
+    """Colour each shape class's grains apart: (colour per grain, class per colour)."""
+    col = np.zeros(A2.shape[0], np.int64)
+    col_cls = []
+    for c in range(n_cls):
+        idx = np.flatnonzero(cls == c)
+        if len(idx) == 0:
+            continue
+        sub = _colour(A2[idx][:, idx], rng)
+        col[idx] = len(col_cls) + sub
+        col_cls += [c] * (int(sub.max()) + 1)
+    return col, np.array(col_cls, np.int64)
+
+
 def growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg, rng, workers=-1,
-                input_advantage=INPUT_ADVANTAGE, reach=None):
-    """One threshold-dynamics step on the unknown cells; returns (labels, wgt)."""
+                input_advantage=INPUT_ADVANTAGE, reach=None, cls=None, class_aspects=None):
+    """One threshold-dynamics step on the unknown cells; returns (labels, wgt), or (labels, wgt, cls)
+    when grains carry shape classes ``cls`` (grain i grows with kernel aspect class_aspects[cls[i]])."""
     d = _new_mean_ecd(labels, n_fixed)
     pairs = _grain_pairs(labels)
     n = int(labels.max()) + 1
@@ -415,11 +468,18 @@ def growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg
     # grains never meet, so the components of each colour after thresholding are grains again
     thin = sparse.diags((areas <= 3 * areas.mean()).astype(np.int8), dtype=np.int8)
     A2 = ((A + A @ thin @ A) > 0).astype(np.int8)
-    col = _colour(A2, rng)
-    K = int(col.max()) + 1
     R = d / 2.0
     sigma = max(_SIGMA_FRACTION * R, np.sqrt(1.6 * R), 1.2)
-    u = _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, False, workers)
+    if cls is None:
+        col = _colour(A2, rng)
+        kernel = aspect
+    else:
+        col, col_cls = _class_colours(A2, cls, len(class_aspects), rng)
+        kernel = np.asarray(class_aspects)[col_cls]
+        # longer kernels keep the one kernel's width across (narrower ones pin boundaries on grid lines)
+        sigma = sigma * np.maximum(1.0, np.sqrt(kernel / aspect))
+    K = int(col.max()) + 1
+    u = _smooth(labels, col, wgt, K, sigma, kernel, angle_deg, False, workers)
     newcol = np.argmax(u, axis=0)
     flat = newcol.ravel()
     for _ in range(4):
@@ -443,7 +503,12 @@ def growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg
     # grains are the advantaged ones, so a fixed advantage would let them push the input's grains back
     if n_new > n_fixed:
         w[:n_fixed] = input_advantage * np.median(w[n_fixed:])
-    return new, w
+    if cls is None:
+        return new, w
+    # a new grain is one colour's component, so it has that colour's class
+    cls_new = np.zeros(n_new, np.int64)
+    cls_new[new.ravel()] = col_cls[flat]
+    return new, w, cls_new
 
 
 def _progress(d, start, target):
@@ -559,12 +624,14 @@ class _GrowthWork:
 
 def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work=None, step0=0, start=None,
          progress=True, stop_after_steps=None, workers=-1, max_steps=300, log=print, reach_cells=None,
-         input_advantage=INPUT_ADVANTAGE, density=None):
+         input_advantage=INPUT_ADVANTAGE, density=None, cls=None, class_aspects=None):
     """Grow the new grains (ids >= ``n_fixed``) until their :func:`counted_size` reaches ``target_size``,
     or, with ``density`` (boundary edges per cell wanted), until the :func:`boundary_density` of the
     cells that are not pinned falls to it (measured as target_size × density / the cells' density).
 
-    Returns (labels, weights, finished). ``work`` (a :class:`_GrowthWork`) is saved after each step.
+    ``cls``/``class_aspects``: per-grain shape classes (:func:`growth_step`); None for one kernel.
+    Returns (labels, weights, finished), weights with the classes as a second column when given.
+    ``work`` (a :class:`_GrowthWork`) is saved after each step.
     """
     from tqdm.auto import tqdm
 
@@ -574,6 +641,10 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
     if reach_cells is not None and n_fixed:
         reach = ndimage.distance_transform_edt(~pinned) <= reach_cells
     free = ~pinned
+    if DENSITY_FROM > 0 and pinned.any():
+        far = ndimage.distance_transform_edt(free) > DENSITY_FROM * target_size
+        if far.sum() > 0.2 * free.sum():
+            free = far
 
     def scale(lab):
         if density is None:
@@ -591,9 +662,10 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
             break
         if stop_after_steps is not None and done >= stop_after_steps:
             bar.close()
-            return labels, wgt, False
-        new, w_new = growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg, rng, workers,
-                                 input_advantage, reach)
+            return labels, _pack(wgt, cls), False
+        out = growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg, rng, workers,
+                          input_advantage, reach, cls, class_aspects)
+        new, w_new = out[:2]
         step += 1
         done += 1
         d_new = scale(new)
@@ -602,8 +674,10 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
         last = bool(d_new >= target_size)
         if not (last and abs(d - target_size) < abs(d_new - target_size)):
             labels, wgt, d = new, w_new, d_new
+            if cls is not None:
+                cls = out[2]
         if work is not None:
-            work.save(labels, wgt, step=step, rng=rng.bit_generator.state, start=start, finished=last)
+            work.save(labels, _pack(wgt, cls), step=step, rng=rng.bit_generator.state, start=start, finished=last)
         bar.update(int(100 * _progress(d, start, target_size)) - bar.n)
         bar.set_postfix(step=step, size=f"{d:.1f}/{target_size:.1f}")
         if last:
@@ -613,7 +687,11 @@ def grow(labels, pinned, n_fixed, wgt, target_size, aspect, angle_deg, rng, work
             log(f"growth stopped after {max_steps} steps at mean size {d:.1f} of {target_size:.1f} cells")
     bar.update(100 - bar.n)
     bar.close()
-    return labels, wgt, True
+    return labels, _pack(wgt, cls), True
+
+
+def _pack(wgt, cls):
+    return wgt if cls is None else np.column_stack([wgt, cls])
 
 
 # --------------------------------------------------------------------------------------- the method
@@ -626,7 +704,9 @@ def input_targets(in_labels: np.ndarray) -> dict:
     the grain count), ``target`` (the mean ECD that size and the spread give), ``cv`` (size spread,
     shrunk towards normal growth's when few whole grains were measured), ``density``
     (:func:`boundary_density`; None with under 5 whole grains), ``aspect``/``angle_deg`` (1 and 0 unless
-    the grains are elongated by 15 % or more)."""
+    the grains are elongated by 15 % or more) and ``shape_spread``, the spread of the kernel aspect
+    between grains that the input's spread of elongation asks for beyond what growth gives by itself
+    (0 unless elongated)."""
     st = grain_statistics(in_labels)
     # a CV from a few whole grains is mostly noise (its standard error is about cv/sqrt(2n)):
     # shrink it towards the steady state of normal grain growth, weighted by the grain count
@@ -636,10 +716,18 @@ def input_targets(in_labels: np.ndarray) -> dict:
     size = counted_size(in_labels)
     if not np.isfinite(size) or n_in < 5:  # too few grains to count: their mean size
         size = st["mean_ecd"] * np.sqrt(1 + cv**2)
-    elongated = st["aspect"] >= 1.15
+    # from cut grains (a small input) the estimate is noisier: equiaxed 96x96 windows of 24-cell
+    # grains measure up to 1.21
+    elongated = st["aspect"] >= (1.15 if st["shape_from_whole"] else 1.3)
+    # some elongated grains are much longer than others (columnar grains of additive manufacturing):
+    # growth with one kernel gives a narrow spread, so grains draw kernels of unequal aspect; the
+    # measured spread is shrunk towards growth's own, like the CV
+    sd2 = (n_in * st["aspect_sd"] ** 2 + CV_PRIOR_GRAINS * SHAPE_BASE_SD**2) / (n_in + CV_PRIOR_GRAINS)
+    shape_spread = float(np.sqrt(max(sd2 - SHAPE_BASE_SD**2, 0.0))) if elongated else 0.0
     return {"size": size, "target": size / np.sqrt(1 + cv**2), "cv": cv, "n_interior": n_in,
             "density": boundary_density(in_labels) if n_in >= 5 else None,
-            "aspect": st["aspect"] if elongated else 1.0, "angle_deg": st["angle_deg"] if elongated else 0.0}
+            "aspect": st["aspect"] if elongated else 1.0, "angle_deg": st["angle_deg"] if elongated else 0.0,
+            "shape_spread": shape_spread}
 
 
 def input_continuation(shape, box, in_labels: np.ndarray, cap: float = CONTINUE_CAP) -> np.ndarray:
@@ -680,6 +768,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     box = None
     in_labels = None
     density = None
+    shape_spread = 0.0
     if match not in ("density", "count"):
         raise ValueError(f"match must be 'density' or 'count', not {match!r}")
     if input_map is not None:
@@ -702,6 +791,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
             density = t["density"]
         if aspect is None:
             aspect, angle_deg = t["aspect"], t["angle_deg"]
+            shape_spread = t["shape_spread"]
         if target_quat is None:
             target_quat = g.quat
         if target_disorientation_deg is None:
@@ -721,6 +811,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     key = _key(size=[R, C], place=place, seed=seed, cap=continue_cap, adv=input_advantage, target=round(target, 6),
                counted=round(size, 6), spread=round(spread, 6), match=match,
                aspect=round(aspect, 6), angle=round(angle_deg, 6), start=start_factor, coarse=coarse,
+               shape=round(shape_spread, 6),
                inp=None if input_clean is None else hashlib.sha1(input_clean.euler.astype(np.float32).tobytes()).hexdigest(),
                cond=None if cond is None else hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest())
     own_tmp = work_dir is None
@@ -750,23 +841,34 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         rng = np.random.default_rng()
         rng.bit_generator.state = work.state["rng"]
         log(f"resuming after growth step {work.state['step']}")
+        cls = None
+        if wgt.ndim == 2:  # weights saved with the grains' shape classes
+            wgt, cls = wgt[:, 0].copy(), wgt[:, 1].astype(np.int64)
     else:
         rng = np.random.default_rng(seed)
         log(f"growth: target mean grain size {target:.1f} cells (CV {cv:.2f}, advantage spread {spread:.2f}), "
-            f"aspect {aspect:.2f} at {angle_deg:.0f}°" + (f", grown on a {f}x coarser grid" if f > 1 else ""))
+            f"aspect {aspect:.2f} at {angle_deg:.0f}°"
+            + (f" (spread {shape_spread:.2f} between grains)" if shape_spread >= SHAPE_MIN_SPREAD else "")
+            + (f", grown on a {f}x coarser grid" if f > 1 else ""))
         labels = seed_labels(fixed_c, n_fixed, start_size / f, aspect, angle_deg, rng)
         n = int(labels.max()) + 1
         wgt = np.ones(n)
         wgt[n_fixed:] = np.exp(rng.normal(0.0, spread, n - n_fixed)) if spread > 0 else 1.0
+        cls = None
+        if shape_spread >= SHAPE_MIN_SPREAD:  # new grains draw a shape class; the input's take the median's
+            cls = np.full(n, len(SHAPE_Z) // 2, np.int64)
+            cls[n_fixed:] = rng.integers(0, len(SHAPE_Z), n - n_fixed)
         work.create({"key": key, "phase": "grow"})
-        work.save(labels, wgt, step=0, rng=rng.bit_generator.state, start=None)
+        work.save(labels, _pack(wgt, cls), step=0, rng=rng.bit_generator.state, start=None)
+    class_aspects = None if cls is None else aspect * np.exp(SHAPE_GAIN * SHAPE_Z * shape_spread)
     labels = labels.astype(np.int32)
     if work.state["phase"] == "grow":
         labels, wgt, finished = grow(labels, fixed_c >= 0, n_fixed, wgt, size / f, aspect, angle_deg, rng, work=work,
                                 step0=work.state["step"], start=work.state["start"], progress=progress,
                                 stop_after_steps=stop_after_steps, workers=workers, log=log,
                                 reach_cells=REACH * target / f, input_advantage=input_advantage, max_steps=max_steps,
-                                density=None if density is None else density * f)
+                                density=None if density is None else density * f, cls=cls,
+                                class_aspects=class_aspects)
         if not finished:
             return None
         if f > 1:
