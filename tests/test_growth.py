@@ -597,3 +597,22 @@ def test_relax_flattens_a_wavy_boundary_and_keeps_a_straight_one():
     both = np.zeros(pinned.shape, bool)
     both[:, [0, -1]] = True
     assert np.array_equal(relax(wavy, both), wavy)
+
+
+def test_shape_of_a_small_window_comes_from_its_cut_grains():
+    """A window holding under 10 whole grains: the shape tensor falls back to all grains (weighted by
+    area), so a window of grains elongated 2.5x at 30° is still taken as elongated in about that
+    direction, while an equiaxed one stays round (the fallback's noisier estimate must reach 1.3)."""
+    from infinityebsd.data.synth import grain_growth_labels
+    from infinityebsd.pipeline.growth import grain_statistics, input_targets
+
+    lab = grain_growth_labels((200, 200), 14, aspect=2.5, angle_deg=30.0, rng=3)
+    win = np.unique(lab[60:108, 60:108], return_inverse=True)[1].reshape(48, 48)
+    st = grain_statistics(win)
+    assert not st["shape_from_whole"] and st["n_interior"] < 10
+    t = input_targets(win)
+    assert t["aspect"] > 1.5 and abs((t["angle_deg"] - 30.0 + 90) % 180 - 90) < 15
+    eq = grain_growth_labels((200, 200), 24, rng=4)
+    win = np.unique(eq[50:146, 50:146], return_inverse=True)[1].reshape(96, 96)
+    assert not grain_statistics(win)["shape_from_whole"]
+    assert input_targets(win)["aspect"] == 1.0
