@@ -616,3 +616,19 @@ def test_shape_of_a_small_window_comes_from_its_cut_grains():
     win = np.unique(eq[50:146, 50:146], return_inverse=True)[1].reshape(96, 96)
     assert not grain_statistics(win)["shape_from_whole"]
     assert input_targets(win)["aspect"] == 1.0
+
+
+def test_smoothing_a_few_colours_at_a_time_gives_the_same_argmax():
+    """The grouped argmax (large canvases) is the argmax of all colours' fields computed at once."""
+    from infinityebsd.data.synth import _smooth
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 40, (30, 35)).repeat(3, 0).repeat(3, 1)
+    col = rng.integers(0, 7, 40)
+    wgt = rng.uniform(0.5, 2.0, 40)
+    aspects = rng.choice([1.0, 2.0, 3.5], 7)
+    for sigma in (2.0, 9.0):  # the second smooths on the 2x coarser grid
+        want = np.argmax(_smooth(labels, col, wgt, 7, sigma, aspects, 20.0, False, 1), axis=0)
+        for chunk in (1, 3):
+            got = _smooth(labels, col, wgt, 7, sigma, aspects, 20.0, False, 1, chunk=chunk)
+            assert np.array_equal(got, want), (sigma, chunk)

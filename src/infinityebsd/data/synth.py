@@ -255,8 +255,10 @@ def _upsample2(u: np.ndarray, axis: int) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers):
-    """Gaussian-smoothed, weighted indicator functions of the K colours, shape (K, rows, cols).
+def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers, chunk=None):
+    """Gaussian-smoothed, weighted indicator functions of the K colours, shape (K, rows, cols); with
+    ``chunk``, only their argmax (the colour each cell takes), computed ``chunk`` colours at a time so
+    that memory holds ``chunk`` fields instead of K (large canvases).
 
     ``sigma`` and ``aspect`` are one value each, or one per colour (each colour smoothed with its own
     kernel; all have unit mass, so a flat boundary between two of them still sits at equal values).
@@ -270,12 +272,12 @@ def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers):
     sig = np.broadcast_to(np.asarray(sigma, np.float64), (K,))
     # the longest kernel sets the padding, the narrowest minor width whether the grid can be coarser
     down = np.min(sig / np.sqrt(asp)) >= 4.0 and (not periodic or (rows % 2 == 0 and cols % 2 == 0))
-    sigma, aspect = float(np.max(sig * np.sqrt(asp))), 1.0
+    reach = float(np.max(sig * np.sqrt(asp)))
     f = 2 if down else 1
     if periodic:  # the FFT's own wrap-around is the periodic boundary: keep the exact size
         pad, ps = 0, (rows, cols)
     else:
-        pad = int(np.ceil(3.0 * sigma * np.sqrt(aspect)))
+        pad = int(np.ceil(3.0 * reach))
         ps = tuple(f * sfft.next_fast_len(-(-(n + 2 * pad) // f), real=True) for n in (rows, cols))
     lf = labels
     if not periodic:
@@ -283,27 +285,48 @@ def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers):
     cs = (ps[0] // f, ps[1] // f)
     rr, cc = np.indices(ps)
     cell = ((rr // f) * cs[1] + cc // f).ravel()
-    chi = np.bincount(col[lf].ravel() * (cs[0] * cs[1]) + cell, weights=wgt[lf].ravel() / (f * f),
-                      minlength=K * cs[0] * cs[1]).astype(np.float32).reshape(K, *cs)
-    U = sfft.rfft2(chi, workers=workers)
-    for sg, a in np.unique(np.column_stack([sig, asp]), axis=0):
-        g = _gauss_hat(cs, sg / f, a, angle_deg)
-        sel = (sig == sg) & (asp == a)
-        if sel.all():
-            U *= g
-        else:
-            U[sel] *= g
-    u = sfft.irfft2(U, s=cs, workers=workers)
-    if down:
-        # crop the coarse field near the map first, so the interpolation touches few cells
-        r0, c0 = pad // 2 - 1, pad // 2 - 1
-        if periodic or r0 < 0:
-            u = _upsample2(_upsample2(u, 1), 2)
-        else:
-            sub = u[:, r0:r0 + rows // 2 + 3, c0:c0 + cols // 2 + 3]
-            u = _upsample2(_upsample2(sub, 1), 2)
-            pad = pad - 2 * r0
-    return u[:, pad:pad + rows, pad:pad + cols]
+    cl, wl = col[lf].ravel(), wgt[lf].ravel() / (f * f)
+    kernels = np.unique(np.column_stack([sig, asp]), axis=0)
+
+    def fields(k0, k1):
+        """The smoothed fields of colours k0..k1−1 on the map."""
+        m = (cl >= k0) & (cl < k1)
+        chi = np.bincount((cl[m] - k0) * (cs[0] * cs[1]) + cell[m], weights=wl[m],
+                          minlength=(k1 - k0) * cs[0] * cs[1]).astype(np.float32).reshape(k1 - k0, *cs)
+        U = sfft.rfft2(chi, workers=workers)
+        for sg, a in kernels:
+            sel = (sig[k0:k1] == sg) & (asp[k0:k1] == a)
+            if not sel.any():
+                continue
+            g = _gauss_hat(cs, sg / f, a, angle_deg)
+            if sel.all():
+                U *= g
+            else:
+                U[sel] *= g
+        u = sfft.irfft2(U, s=cs, workers=workers)
+        p = pad
+        if down:
+            # crop the coarse field near the map first, so the interpolation touches few cells
+            r0 = pad // 2 - 1
+            if periodic or r0 < 0:
+                u = _upsample2(_upsample2(u, 1), 2)
+            else:
+                sub = u[:, r0:r0 + rows // 2 + 3, r0:r0 + cols // 2 + 3]
+                u = _upsample2(_upsample2(sub, 1), 2)
+                p = pad - 2 * r0
+        return u[:, p:p + rows, p:p + cols]
+
+    if chunk is None:
+        return fields(0, K)
+    best = np.full((rows, cols), -np.inf, np.float32)
+    arg = np.zeros((rows, cols), np.int64)
+    for k0 in range(0, K, chunk):
+        u = fields(k0, min(K, k0 + chunk))
+        top = np.argmax(u, axis=0)
+        val = np.take_along_axis(u, top[None], axis=0)[0]
+        win = val > best  # ties go to the lower colour, as np.argmax over all K does
+        arg[win], best[win] = top[win] + k0, val[win]
+    return arg
 
 
 def _carry_flag(old: np.ndarray, new: np.ndarray, flag: np.ndarray, n_new: int) -> np.ndarray:

@@ -434,6 +434,10 @@ def seed_labels(fixed: np.ndarray, n_fixed: int, start_size: float, aspect: floa
     return _ids(comp, pin, flat[pin], n_fixed)
 
 
+FIELD_CELLS = 1 << 26
+"""Most smoothed-field cells (colours × canvas cells, 256 MB of float32) a step holds at once when it
+needs only each cell's best colour; beyond it the colours are smoothed in groups."""
+
 INPUT_ADVANTAGE = 1.0
 """Growth advantage of the input's grains, relative to the median of the new grains' (which rises
 as the advantaged new grains win). Above 1 the input's grains push outward and crowd the border
@@ -478,8 +482,14 @@ def growth_step(labels, pinned_flat, pinned_lab, n_fixed, wgt, aspect, angle_deg
         # longer kernels keep the one kernel's width across (narrower ones pin boundaries on grid lines)
         sigma = sigma * np.maximum(1.0, np.sqrt(kernel / aspect))
     K = int(col.max()) + 1
-    u = _smooth(labels, col, wgt, K, sigma, kernel, angle_deg, False, workers)
-    newcol = np.argmax(u, axis=0)
+    if reach is None and K * labels.size > FIELD_CELLS:
+        # a large canvas (the model's output relaxed whole): the argmax a few colours at a time, so
+        # memory holds a few smoothed fields, not K (K x 8192² float32 fields would take gigabytes)
+        newcol = _smooth(labels, col, wgt, K, sigma, kernel, angle_deg, False, workers,
+                         chunk=max(1, FIELD_CELLS // labels.size))
+    else:
+        u = _smooth(labels, col, wgt, K, sigma, kernel, angle_deg, False, workers)
+        newcol = np.argmax(u, axis=0)
     flat = newcol.ravel()
     for _ in range(4):
         flat[pinned_flat] = col[pinned_lab]  # the input never changes

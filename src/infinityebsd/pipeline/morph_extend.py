@@ -415,14 +415,19 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
     out = cc_label(out + 1, connectivity=1, background=0) - 1
     out = _merge_small(out, fixed, min_area)
     if RELAX_STEPS > 0:
-        # one step of curvature flow on the generated grains (the input's grains, with the cells
+        # a few steps of curvature flow on the generated grains (the input's grains, with the cells
         # the network or the rim continued them into, stay put): the network draws where grains
-        # are and how large; their boundaries come out wavier and their shapes less compact than
-        # grain growth leaves them (bench/RESULTS.md)
-        # in the metric of the input's grain shapes (generating from metrics: of the generated
-        # grains' own), so that elongated grains are not rounded off
+        # are and how large, but wavier boundaries and less compact shapes than grain growth
+        # leaves (bench/RESULTS.md). The kernel follows the input's grain shapes (generating from
+        # metrics: the generated grains' own, from the centre at most 1024² of them) so that
+        # elongated grains are not rounded off.
         pin = np.isin(out, np.unique(out[fixed])) if fixed.any() else fixed
-        t = input_targets(prep.input_labels if prep.input_labels is not None else out)
+        if prep.input_labels is not None:
+            t = input_targets(prep.input_labels)
+        else:
+            r0, c0 = max(0, (R - 1024) // 2), max(0, (C - 1024) // 2)
+            t = input_targets(np.unique(out[r0:r0 + 1024, c0:c0 + 1024], return_inverse=True)[1].reshape(
+                min(R, 1024), min(C, 1024)))
         out = relax(out, pin, RELAX_STEPS, t["aspect"], t["angle_deg"], seed)
         out = _merge_small(out, fixed, min_area)
     _, out = np.unique(out, return_inverse=True)
