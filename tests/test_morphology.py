@@ -186,7 +186,7 @@ def test_pipeline_keeps_known_cells_and_batches_like_single_windows(tiny_model):
     from infinityebsd.models.ldm import load_model
     from infinityebsd.pipeline.morph import MorphPipeline
 
-    pipe = MorphPipeline(load_model(tiny_model))
+    pipe = MorphPipeline(load_model(tiny_model), precision="fp32")
     lab = grain_growth_labels((32, 32), 10, rng=1, workers=1)
     known = np.zeros((2, 32, 32), bool)
     known[0, :, :16] = True
@@ -197,6 +197,37 @@ def test_pipeline_keeps_known_cells_and_batches_like_single_windows(tiny_model):
     one = pipe(kf[1:], known[1:], cond, seeds=[4], steps=3, resample=2)
     assert np.allclose(both[1], one[0], atol=1e-5)
     assert np.array_equal(both[:, 0][known], kf[:, 0][known])
+
+
+def test_bfloat16_fields_match_fp32_and_keep_known_cells(tiny_model):
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.morph import MorphPipeline
+
+    lab = grain_growth_labels((32, 32), 10, rng=1, workers=1)
+    known = np.zeros((1, 32, 32), bool)
+    known[0, :, :16] = True
+    cond = np.full((8, 1024), np.nan, np.float32)
+    out = {}
+    for precision in ("fp32", "bf16"):
+        pipe = MorphPipeline(load_model(tiny_model), precision=precision)
+        assert pipe.autocast == (precision == "bf16")
+        kf = pipe.known_field(lab, known[0])[None]
+        out[precision] = pipe(kf, known, cond, seeds=[3], steps=3, resample=2)
+        assert np.array_equal(out[precision][:, 0][known], kf[:, 0][known])
+    # bfloat16 keeps 8 bits of mantissa: the fields agree to well under the segmentation's
+    # thresholds (h-maxima 0.05 on a field in [-1, 1])
+    diff = np.abs(out["bf16"] - out["fp32"])[:, 0][~known]
+    assert diff.mean() < 0.02 and diff.max() < 0.2
+
+
+def test_inference_window_fits_the_canvas():
+    from infinityebsd.pipeline.morph_extend import fit_window
+
+    assert fit_window(None, 64, (500, 400)) == 64
+    assert fit_window(128, 64, (500, 400)) == 128
+    assert fit_window(128, 64, (100, 400)) == 96       # no larger than the canvas, a multiple of 8
+    assert fit_window(130, 64, (500, 400)) == 128
+    assert fit_window(128, 64, (64, 70)) == 64         # never under the training patch
 
 
 def _input_map():
@@ -217,6 +248,10 @@ def test_extension_keeps_the_input_and_resumes_to_the_same_map(tiny_model, tmp_p
     full = extend(pipe, m, (96, 80), **kw)
     r0, c0, h, w = full.input_box
     assert np.allclose(full.map.euler[r0:r0 + h, c0:c0 + w], clean(m).euler)
+    # a window twice the training patch (the UNet is convolutional) fills the same canvas
+    wide = extend(pipe, m, (96, 80), window=64, **kw)
+    assert wide.plan.patch == 64 and wide.plan.n_windows < full.plan.n_windows
+    assert np.allclose(wide.map.euler[r0:r0 + h, c0:c0 + w], clean(m).euler)
     stopped = extend(pipe, m, (96, 80), work_dir=tmp_path / "job", stop_after_waves=1, **kw)
     assert stopped is None
     resumed = extend(pipe, m, (96, 80), work_dir=tmp_path / "job", resume=True, **kw)

@@ -63,9 +63,18 @@ def _generation_options(f):
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
                      help="Where the model runs; cuda uses the GPU (bf16), several under accelerate launch."),
         click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Windows per forward pass."),
+        click.option("--window", type=click.IntRange(16, 1024), default=None,
+                     help="Morphology models: side of the windows denoised at once, in grain-scale cells "
+                          "(default: the model folder's, 128 for the shipped one, trained on 64; larger "
+                          "windows overlap less, so the job is faster)."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="Morphology models on the CPU: auto runs the network in bfloat16 where the CPU "
+                          "has native bf16 (AVX-512 BF16 or AMX), fp32 elsewhere; fp32 forces full "
+                          "precision (slower); bf16 forces bfloat16 (slow where emulated)."),
         click.option("--overlap", type=click.FloatRange(0.0, 0.9), default=None,
                      help="Fraction of a window shared with its neighbour on the plan's grid (default: the "
-                          "model folder's setting for morphology models, 0.5 for latent ones)."),
+                          "model folder's setting for morphology models, 0.1875 of a 128-cell window for the "
+                          "shipped one; 0.5 for latent ones)."),
         click.option("--guidance", type=float, default=None,
                      help="Classifier-free guidance on the metrics (1 = none; default: the model folder's "
                           "setting for morphology models, 3 for the shipped one when generating from metrics "
@@ -117,7 +126,7 @@ def target_step(path) -> tuple[float, float]:
     return 1.0, 1.0
 
 
-def load_pipeline(model_dir, device):
+def load_pipeline(model_dir, device, precision: str = "auto"):
     from ..models.ldm import load_model, read_info
     from ..models.morph import is_pixel_model
     from ..pipeline.inpaint import InpaintPipeline
@@ -154,7 +163,7 @@ def load_pipeline(model_dir, device):
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     if pixel:
-        return MorphPipeline(model, device=device, dtype=dtype, folder=folder)
+        return MorphPipeline(model, device=device, dtype=dtype, folder=folder, precision=precision)
     return InpaintPipeline(model, device=device, dtype=dtype)
 
 
@@ -203,7 +212,7 @@ def _show_plan(plan, output):
 
 def _run(pipe, input_map, size, cond, median_size, output, seed, steps, scheduler, guidance, batch, overlap,
          resume, plan_only, report, place="center", phase=None, target_map=None, refine=False, step=None,
-         before=frozenset(), resample=None, mean_size=None, guidance_until=None):
+         before=frozenset(), resample=None, mean_size=None, guidance_until=None, window=None):
     """Plan or run the generation and write the outputs. ``step`` (µm, (y, x)) is the output's cell
     size: the input map's for extend, the target's for generate. Without an input map, the target's
     median grain size (cells) sets a model's grid scale and its mean is grain growth's size target."""
@@ -218,7 +227,8 @@ def _run(pipe, input_map, size, cond, median_size, output, seed, steps, schedule
             if overlap is None:
                 overlap = pipe.sampling["overlap"]
             _show_plan(plan_morph(pipe, input_map, size, cond=cond, place=place, overlap=overlap, phase=phase,
-                                  log=lambda s: click.echo(s, err=True)), output)
+                                  log=lambda s: click.echo(s, err=True),
+                                  window=pipe.sampling.get("window") if window is None else window), output)
             return
         box = None if input_map is None else place_input(size, input_map.shape, place)
         _show_plan(make_plan(size, pipe.patch, box, overlap=0.5 if overlap is None else overlap), output)
@@ -234,7 +244,7 @@ def _run(pipe, input_map, size, cond, median_size, output, seed, steps, schedule
                                    scheduler=scheduler, guidance=guidance, batch=batch, overlap=overlap,
                                    work_dir=work, resume=resume, median_size=median_size,
                                    log=lambda s: click.echo(s, err=True), phase=phase, refine=refine,
-                                   resample=resample, guidance_until=guidance_until)
+                                   resample=resample, guidance_until=guidance_until, window=window)
     if res is None:  # a helper process of a multi-process job: the first one writes the outputs
         return
     if step is not None:  # the generated cells have the target's size, whatever extend() assumed
@@ -257,7 +267,8 @@ def _run(pipe, input_map, size, cond, median_size, output, seed, steps, schedule
               help="Where the input sits: center, top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.")
 @click.option("--phase", default=None, metavar="NAME", help="Phase to use from a multiphase map.")
 def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device,
-           resume, plan_only, report, force, refine, place, phase, method, resample, guidance_until):
+           resume, plan_only, report, force, refine, place, phase, method, resample, guidance_until, window,
+           precision):
     """Extend MAP to --size cells, guided by MAP's own metrics (as in the paper).
 
     The input is cleaned like `clean` and never changed; the rest is generated window by window in
@@ -278,10 +289,10 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
     size = parse_size(size_text)
     before = claim_outputs(output, plan_only, force)
     m = read_map_checked(map_path)
-    pipe = load_pipeline(model_dir, device) if method == "model" else None
+    pipe = load_pipeline(model_dir, device, precision) if method == "model" else None
     _run(pipe, m, size, None, None, output, seed, steps, scheduler, guidance, batch, overlap, resume,
          plan_only, report, place=place, phase=phase, refine=refine, step=m.step, before=before,
-         resample=resample, guidance_until=guidance_until)
+         resample=resample, guidance_until=guidance_until, window=window)
 
 
 @main.command()
@@ -291,7 +302,8 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
               help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
 @click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
 def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
-             plan_only, report, force, refine, like_path, metrics_path, phase, method, resample, guidance_until):
+             plan_only, report, force, refine, like_path, metrics_path, phase, method, resample, guidance_until,
+             window, precision):
     """Generate a new map of --size cells from metrics alone: a reference map's, or a JSON file's.
 
     The output's step (cell size in µm) is the reference map's, or the JSON file's "step" (1 µm if it
@@ -321,7 +333,7 @@ def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, ove
     else:
         target = target_from_json(metrics_path)
         step = target_step(metrics_path)
-    pipe = load_pipeline(model_dir, device) if method == "model" else None
+    pipe = load_pipeline(model_dir, device, precision) if method == "model" else None
     _run(pipe, None, size, target.cond, target.median_size, output, seed, steps, scheduler, guidance, batch, overlap,
          resume, plan_only, report, target_map=ref, refine=refine, step=step, before=before, resample=resample,
-         mean_size=target.mean_size, guidance_until=guidance_until)
+         mean_size=target.mean_size, guidance_until=guidance_until, window=window)

@@ -352,14 +352,14 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
            overlap: float | None = None, work_dir=None, resume: bool = False, progress: bool = True,
            median_size: float | None = None, log=print, phase: str | None = None,
            stop_after_waves: int | None = None, refine: bool = False, resample: int | None = None,
-           guidance_until: float | None = None) -> Result | None:
+           guidance_until: float | None = None, window: int | None = None) -> Result | None:
     """Extend ``input_map`` (or generate from ``cond`` alone when it is None) to ``size`` cells.
 
     With a morphology model (:class:`~.morph.MorphPipeline`, the default) the job runs
     :func:`~.morph_extend.extend_morph`: the grain network is generated and segmented, orientations
     come from the input and matching crystallography (``refine`` is implied); ``scheduler``,
-    ``steps``, ``resample``, ``overlap``, ``guidance`` and ``guidance_until`` (the guided fraction of
-    the steps) left None take the model folder's sampling settings (``MorphPipeline.sampling``;
+    ``steps``, ``resample``, ``overlap`` (of ``window``), ``guidance``, ``guidance_until`` (the guided fraction of
+    the steps) and ``window`` (the inference window's side) left None take the model folder's sampling settings (``MorphPipeline.sampling``;
     ``guidance_generate`` when there is no input map). The rest of this docstring is about the latent model (whose
     defaults are DPM-Solver, 20 steps, overlap 0.5).
 
@@ -384,7 +384,9 @@ def extend(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "cente
                             overlap=d["overlap"] if overlap is None else overlap, work_dir=work_dir,
                             resume=resume, progress=progress, log=log, phase=phase,
                             stop_after_waves=stop_after_waves,
-                            guidance_until=d["guidance_until"] if guidance_until is None else guidance_until)
+                            guidance_until=d["guidance_until"] if guidance_until is None else guidance_until,
+                            window=d.get("window") if window is None else window,
+                            resample_input_only=bool(d.get("resample_input_only", False)))
     steps = steps or 20
     scheduler = scheduler or "dpm"
     overlap = 0.5 if overlap is None else overlap

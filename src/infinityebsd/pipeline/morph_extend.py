@@ -180,8 +180,12 @@ def _slice(plan: Plan, i: int):
 def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 25, sampler: str = "ddim",
               guidance: float = 1.0, batch: int = 8, resample: int = 2, progress: bool = True,
               stop_after_waves: int | None = None, decode_options: dict | None = None,
-              guidance_until: float = 1.0) -> bool:
+              guidance_until: float = 1.0, resample_input_only: bool = False) -> bool:
     """Step 3: generate and segment the waves not done yet; True when all are done.
+
+    ``resample_input_only``: RePaint passes only in windows that overlap the input box (the others,
+    whose known cells were generated, denoise with known-region replacement alone); without an input
+    (generation from metrics) every window resamples.
 
     The progress bar counts cells to generate (a window's unknown cells), so its time estimate does
     not jump between waves of different sizes."""
@@ -199,17 +203,27 @@ def run_waves(pipe, plan: Plan, work: LabelWork, cond, seed: int, steps: int = 2
     total = sum(todo.values())
     start = sum(todo[i] for w in plan.waves[:done] for i in w)
     bar = tqdm(total=total, initial=start, unit="cell", unit_scale=True, disable=not progress, desc="generating")
+    def at_input(i):
+        if plan.input_box is None:
+            return False
+        r, c = plan.windows[i]
+        r0, c0, h, w = plan.input_box
+        return r < r0 + h and r0 < r + plan.patch and c < c0 + w and c0 < c + plan.patch
+
     for wi in range(done, len(plan.waves)):
         wave = plan.waves[wi]
         bar.set_postfix(wave=f"{wi + 1}/{len(plan.waves)}")
-        for a in range(0, len(wave), max(1, batch)):
-            idx = wave[a:a + batch]
+        groups = [(wave, resample)]
+        if resample_input_only and resample > 1 and plan.input_box is not None:
+            groups = [([i for i in wave if at_input(i)], resample), ([i for i in wave if not at_input(i)], 1)]
+        batches = [(g[a:a + batch], rs) for g, rs in groups for a in range(0, len(g), max(1, batch))]
+        for idx, rs in batches:
             labs = [np.asarray(work.labels[_slice(plan, i)]) for i in idx]
             kn = np.stack([lab >= 0 for lab in labs])
             wseeds = [seed * 1_000_003 + i for i in idx]
             kf = np.stack([pipe.known_field(lab, k, s) for lab, k, s in zip(labs, kn, wseeds)])
             fields = pipe(kf, kn, cond, seeds=wseeds, steps=steps, sampler=sampler, guidance=guidance,
-                          resample=resample, guidance_until=guidance_until)
+                          resample=rs, guidance_until=guidance_until)
             for i, lab, k, fld in zip(idx, labs, kn, fields):
                 # windows of a wave never write neighbouring cells, so segmenting them one after
                 # another gives the same labels as segmenting them together
@@ -364,12 +378,22 @@ def output_plan(prep: Prepared, plan: Plan) -> Plan:
                 windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
 
 
+def fit_window(window: int | None, patch: int, grid) -> int:
+    """The side of the inference windows on a grain-scale canvas ``grid``: ``window`` (None: the
+    training ``patch``), no larger than the canvas, a multiple of 8 (the UNet halves the grid
+    twice; 8 keeps every level even), never under ``patch``."""
+    w = int(window or patch)
+    w = min(w, int(grid[0]), int(grid[1]))
+    return max(patch, w - w % 8)
+
+
 def plan_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", overlap: float = 0.5,
-               phase: str | None = None, log=print) -> Plan:
+               phase: str | None = None, log=print, window: int | None = None) -> Plan:
     """The windows and waves a morphology job would run, on the output grid (for ``--plan``): the
     input is cleaned and the grid scale chosen exactly as :func:`extend_morph` does."""
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
-    return output_plan(prep, make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap))
+    win = fit_window(window, pipe.patch, prep.grid)
+    return output_plan(prep, make_plan(prep.grid, win, prep.grid_box, overlap=overlap))
 
 
 def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area: int = MIN_AREA, log=None):
@@ -448,14 +472,17 @@ def _key(**kw) -> str:
 def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "center", seed: int = 0,
                  steps: int = 25, sampler: str = "ddim", guidance: float = 1.0, batch: int = 8, resample: int = 2,
                  overlap: float = 0.5, work_dir=None, resume: bool = False, progress: bool = True, log=print,
-                 phase: str | None = None, stop_after_waves: int | None = None, guidance_until: float = 1.0):
+                 phase: str | None = None, stop_after_waves: int | None = None, guidance_until: float = 1.0,
+                 window: int | None = None, resample_input_only: bool = False):
     """Extend ``input_map`` to ``size`` cells (or generate from ``cond`` alone) with a morphology
     model: :func:`prepare` → plan → :func:`run_waves` → :func:`finish`. Returns a
     :class:`~.extend.Result`, or None when stopped early by ``stop_after_waves``."""
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
-    plan = make_plan(prep.grid, pipe.patch, prep.grid_box, overlap=overlap)
+    win = fit_window(window, pipe.patch, prep.grid)
+    plan = make_plan(prep.grid, win, prep.grid_box, overlap=overlap)
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
-               resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}),
+               resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}), window=win,
+               resample_input_only=resample_input_only,
                guidance_until=guidance_until,
                cond=hashlib.sha1(np.nan_to_num(prep.model_cond).tobytes()).hexdigest(),
                inp=None if prep.grid_labels is None else hashlib.sha1(prep.grid_labels.tobytes()).hexdigest())
@@ -476,7 +503,8 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
             work.labels[r0:r0 + hs, c0:c0 + ws] = prep.grid_labels
         work.save()
     finished = run_waves(pipe, plan, work, prep.model_cond, seed, steps, sampler, guidance, batch, resample,
-                         progress, stop_after_waves, guidance_until=guidance_until)
+                         progress, stop_after_waves, guidance_until=guidance_until,
+                         resample_input_only=resample_input_only)
     if not finished:
         return None
     m, _, out_plan = finish(prep, plan, work, seed, log=log)
