@@ -157,7 +157,7 @@ def _fake_generation(monkeypatch):
         m = ie.EBSDMap.from_euler(quat_to_euler(q[labels]))  # a bare map's 1 µm step
         return ext.Result(map=m, plan=make_plan(size, 32), scale=1.0, input_box=None)
 
-    monkeypatch.setattr(gen, "load_pipeline", lambda model_dir, device: Pipe())
+    monkeypatch.setattr(gen, "load_pipeline", lambda model_dir, device, precision="auto": Pipe())
     monkeypatch.setattr(ext, "extend", fake_extend)
 
 
@@ -216,3 +216,19 @@ def test_parse_size_one_rule_for_every_command(tmp_path):
     r = run("synth", "-o", tmp_path / "x.ctf", "--size", "4x4")
     assert one_line_error(r) and "at least 8" in r.stderr
     assert np.array_equal(params.parse_size("96"), (96, 96))
+
+
+def test_window_option_sets_the_plan_and_is_refused_where_there_is_none(tmp_path):
+    import re
+
+    def windows(*extra):
+        r = run("extend", EXAMPLE, "--size", "1024", "--plan", "-o", tmp_path / "p.ctf", "--force", *extra)
+        assert r.returncode == 0, r.stderr
+        return int(re.search(r"(\d+) windows in", r.stdout).group(1))
+
+    # the shipped model's 128-cell windows overlap by 24 cells; 64-cell ones at the same overlap in
+    # cells (0.375) need about four times as many windows to cover the same canvas
+    default, small = windows(), windows("--window", "64", "--overlap", "0.375")
+    assert small > 3 * default
+    r = run("extend", EXAMPLE, "--size", "300", "--method", "growth", "--window", "64", "-o", tmp_path / "g.ctf")
+    assert one_line_error(r) and "--window" in r.stderr

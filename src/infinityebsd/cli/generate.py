@@ -220,6 +220,8 @@ def _run(pipe, input_map, size, cond, median_size, output, seed, steps, schedule
 
     if plan_only and pipe is None:
         raise InputError("--plan draws the model's windows; --method growth has none")
+    if window is not None and getattr(pipe, "space", None) != "pixel":
+        raise InputError("--window sets a morphology model's inference window; this model (or method) has none")
     if plan_only:
         if getattr(pipe, "space", None) == "pixel":  # windows at grain scale, drawn on the output grid
             from ..pipeline.morph_extend import plan_morph

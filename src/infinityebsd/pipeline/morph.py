@@ -59,18 +59,20 @@ class MorphPipeline:
         from diffusers.utils import logging as dlog
 
         dlog.set_verbosity_error()
+        device = torch.device(device)
+        # bfloat16 weights on CPUs with native bf16 (AVX-512 BF16 / AMX): about 2x faster UNet calls
+        # on this project's CPU, with the same extension figures (bench/RESULTS.md); elsewhere bf16
+        # is emulated and slower, so "auto" keeps fp32 there ("bf16" forces it)
+        if device.type == "cpu" and dtype == torch.float32 and (
+                precision == "bf16" or (precision == "auto" and _cpu_bf16())):
+            dtype = torch.bfloat16
         self.model = model.to(device, None if dtype == torch.float32 else dtype)
-        self.device, self.dtype = torch.device(device), dtype
+        self.device, self.dtype = device, dtype
         if self.device.type == "cpu":
             # oneDNN's convolutions are faster in this layout on the small batches of a wave (the demo
             # job: 49 s -> 43 s on the 2-core CPU, bench/RESULTS.md); results differ from the default
             # layout only by float rounding, and stay independent of the batch size
             self.model.unet.to(memory_format=torch.channels_last)
-        # bfloat16 autocast on CPUs with native bf16 (AVX-512 BF16 / AMX): about 1.8x faster UNet
-        # calls on this project's CPU at the same fields to segmentation precision (bench/RESULTS.md);
-        # elsewhere bf16 is emulated and slower, so "auto" stays in fp32 there ("bf16" forces it)
-        self.autocast = self.device.type == "cpu" and dtype == torch.float32 and (
-            precision == "bf16" or (precision == "auto" and _cpu_bf16()))
         self.representation = model.info["representation"]
         self.channels = MORPHOLOGY_CHANNELS[self.representation]
         self.patch = int(model.info["patch"])
@@ -105,13 +107,12 @@ class MorphPipeline:
         """The model's estimate of the clean field x0 (clipped to [-1, 1]) and of the noise."""
         inp = morph_input(x.to(self.dtype), kf, mask)
         tt = torch.full((len(x),), int(t), device=self.device, dtype=torch.long)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
-            if guidance != 1.0:
-                out = self.model.unet(torch.cat([inp, inp]), torch.cat([tt, tt]), encoder_hidden_states=tokens).sample
-                oc, ou = out.float().chunk(2)
-                out = ou + guidance * (oc - ou)
-            else:
-                out = self.model.unet(inp, tt, encoder_hidden_states=tokens).sample.float()
+        if guidance != 1.0:
+            out = self.model.unet(torch.cat([inp, inp]), torch.cat([tt, tt]), encoder_hidden_states=tokens).sample
+            oc, ou = out.float().chunk(2)
+            out = ou + guidance * (oc - ou)
+        else:
+            out = self.model.unet(inp, tt, encoder_hidden_states=tokens).sample.float()
         a = self.acp[int(t)].to(x.device).float()
         s, r = a.sqrt(), (1 - a).sqrt()
         if self.prediction == "v_prediction":
