@@ -599,6 +599,24 @@ def test_relax_flattens_a_wavy_boundary_and_keeps_a_straight_one():
     assert np.array_equal(relax(wavy, both), wavy)
 
 
+def test_upsampling_keeps_grains_narrower_than_its_band():
+    """Labels brought to a 2.4x finer grid: a grain of one grid cell lies wholly in the band the
+    upsampling floods, yet it must survive, as must every grain of a grain-growth map."""
+    from infinityebsd.data.representation import distance_field
+    from infinityebsd.data.synth import grain_growth_labels
+    from infinityebsd.pipeline.morph_extend import _upsample_labels
+
+    lab = np.zeros((40, 40), np.int64)
+    lab[:, 20:] = 1
+    lab[10, 10] = 2
+    field = np.asarray(distance_field(lab)).reshape(lab.shape)
+    up = _upsample_labels(lab, field, (96, 96))
+    assert set(np.unique(up)) == {0, 1, 2}
+    g = grain_growth_labels((100, 100), 6, rng=2, workers=1)
+    up = _upsample_labels(g, np.asarray(distance_field(g)).reshape(g.shape), (240, 240))
+    assert set(np.unique(up)) == set(np.unique(g))
+
+
 def test_shape_of_a_small_window_comes_from_its_cut_grains():
     """A window holding under 10 whole grains: the shape tensor falls back to all grains (weighted by
     area), so a window of grains elongated 2.5x at 30° is still taken as elongated in about that
