@@ -483,3 +483,35 @@ def test_extension_continues_every_grain_cut_by_the_input_border(tiny_model):
     q = euler_to_quat(res.map.euler).reshape(-1, 4)
     assert len(inner) > 100
     assert np.rad2deg(disorientation_angle(q[inner], q[outer])).max() < 0.01
+
+
+def test_relaxed_grains_come_back_only_while_the_map_is_coarser_than_its_target():
+    """A 49-cell disc inside a large grain vanishes under curvature flow. With a target whose mean
+    grain area (from the size distribution) implies three grains in the region, it is given back
+    exactly; with a target of grains as large as the region's two, it stays gone."""
+    from infinityebsd.metrics import METRIC_NAMES, axis_values
+    from infinityebsd.pipeline.growth import relax
+    from infinityebsd.pipeline.morph_extend import _restore_to_target, expected_grain_area
+
+    r, c = np.indices((120, 120))
+    before = (c >= 60).astype(np.int64)
+    disc = (r - 60) ** 2 + (c - 30) ** 2 <= 16
+    before[disc] = 2
+    pin = np.zeros(before.shape, bool)
+    after = relax(before, pin, steps=2)
+    assert len(np.unique(after)) == 2
+
+    def cond_of_ecd(ecd):
+        cond = np.full((8, 1024), np.nan, np.float32)
+        row = np.zeros(1024, np.float32)
+        row[np.argmin(np.abs(axis_values("size") - ecd))] = 1.0
+        cond[METRIC_NAMES.index("size")] = row
+        return cond
+
+    small = cond_of_ecd(np.sqrt(4 / np.pi * 120 * 120 / 3))  # three grains' worth of area each
+    assert expected_grain_area(small) == pytest.approx(120 * 120 / 3, rel=0.05)
+    back = _restore_to_target(before, after, pin, small)
+    assert len(np.unique(back)) == 3
+    assert len(np.unique(back[disc])) == 1 and (back == back[60, 30]).sum() == disc.sum()
+    large = cond_of_ecd(np.sqrt(4 / np.pi * 120 * 120 / 2))
+    assert np.array_equal(_restore_to_target(before, after, pin, large), after)
