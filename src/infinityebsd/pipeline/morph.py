@@ -11,7 +11,9 @@ and the known part can agree before the next step (Lugmayr et al., RePaint, CVPR
 segmentation floods outward from them, and new grains start from the field's own maxima
 (:func:`~infinityebsd.data.representation.decode_morphology`).
 
-Each window's noise comes from its own seed, so a window gives the same result alone or in a batch.
+Each window's noise comes from its own seed, so in fp32 a window gives the same result alone or in a
+batch; in bfloat16 the batch size changes the rounding (fields differ by up to about 0.02), so
+``--batch`` can change a map slightly, while a resumed job, batched alike, stays identical.
 """
 
 from __future__ import annotations

@@ -94,13 +94,22 @@ def grid_factor(median_ecd: float, size_range) -> float:
     return float(np.sqrt(lo * hi)) / median_ecd
 
 
-def median_ecd_of_cond(cond) -> float:
-    """The median grain ECD (cells) of a conditioning tensor's size row (NaN if not given)."""
+def _size_probs(cond) -> np.ndarray | None:
+    """The size row of a conditioning tensor as probabilities over ``axis_values("size")`` (None
+    when the row is missing)."""
     row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
     if not np.isfinite(row).all() or row.sum() <= 0:
+        return None
+    return row / row.sum()
+
+
+def median_ecd_of_cond(cond) -> float:
+    """The median grain ECD (cells) of a conditioning tensor's size row (NaN if not given)."""
+    p = _size_probs(cond)
+    if p is None:
         return float("nan")
     v = axis_values("size")
-    cdf = np.cumsum(row) / row.sum()
+    cdf = np.cumsum(p)
     return float(v[min(np.searchsorted(cdf, 0.5), len(v) - 1)])
 
 
@@ -299,10 +308,8 @@ def _merge_small(labels: np.ndarray, fixed: np.ndarray, min_area: int) -> np.nda
 
 def expected_grain_area(cond) -> float:
     """Mean grain area (cells) of a conditioning tensor's size distribution (NaN when missing)."""
-    row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
-    if not np.isfinite(row).all() or row.sum() <= 0:
-        return float("nan")
-    return float(np.pi / 4 * (row / row.sum() * axis_values("size") ** 2).sum())
+    p = _size_probs(cond)
+    return float("nan") if p is None else float(np.pi / 4 * (p * axis_values("size") ** 2).sum())
 
 
 def _restore_to_target(before: np.ndarray, after: np.ndarray, pin: np.ndarray, cond) -> np.ndarray:
@@ -351,10 +358,9 @@ def _restore_to_target(before: np.ndarray, after: np.ndarray, pin: np.ndarray, c
 
 def lognormal_of_cond(cond) -> tuple[float, float]:
     """(mu, sigma) of ln ECD of a conditioning tensor's size row (NaN when the row is missing)."""
-    row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
-    if not np.isfinite(row).all() or row.sum() <= 0:
+    p = _size_probs(cond)
+    if p is None:
         return float("nan"), float("nan")
-    p = row / row.sum()
     lv = np.log(axis_values("size"))
     mu = float((p * lv).sum())
     return mu, float(np.sqrt((p * (lv - mu) ** 2).sum()))
