@@ -650,3 +650,38 @@ def test_smoothing_a_few_colours_at_a_time_gives_the_same_argmax():
         for chunk in (1, 3):
             got = _smooth(labels, col, wgt, 7, sigma, aspects, 20.0, False, 1, chunk=chunk)
             assert np.array_equal(got, want), (sigma, chunk)
+
+
+def test_target_without_texture_gives_a_random_texture():
+    """A target that gives no Euler-angle rows (only sizes) must draw uniformly random orientations:
+    the share with sample Z within 15° of a ⟨001⟩ is 3(1 − cos 15°) = 0.102 for a random texture
+    (uniform Φ, the old fallback, puts about twice that near ⟨001⟩)."""
+    from infinityebsd.crystal import rotate_vector
+    from infinityebsd.pipeline.crystallography import sample_from_tensor
+
+    C = np.full((8, 1024), np.nan)
+    q = sample_from_tensor(C, 40000, np.random.default_rng(0))
+    z = np.abs(rotate_vector(q, np.array([0.0, 0.0, 1.0])))
+    share = np.mean(np.degrees(np.arccos(np.clip(z.max(axis=1), 0, 1))) < 15)
+    assert abs(share - 3 * (1 - np.cos(np.radians(15)))) < 0.008
+    # the other frame (crystal directions of the sample axis) sees the same uniform distribution
+    zc = np.abs(rotate_vector(q * np.array([1, -1, -1, -1]), np.array([0.0, 0.0, 1.0])))
+    assert abs(np.mean(np.degrees(np.arccos(np.clip(zc.max(axis=1), 0, 1))) < 15) - 0.102) < 0.008
+
+
+def test_target_without_disorientations_leaves_boundaries_to_the_texture():
+    """No disorientation row and no boundaries to learn from: new grains are not swapped around
+    (there is nothing to match), so a random texture gives Mackenzie boundaries."""
+    from infinityebsd.crystal import disorientation_angle, euler_to_quat
+    from infinityebsd.evaluate.compare import mackenzie_w1
+    from infinityebsd.pipeline.crystallography import orientations_for_labels
+
+    labels = np.arange(120 * 120).reshape(120, 120)
+    labels = (labels // 120 // 3) * 40 + (labels % 120) // 3  # 40×40 blocks of 3×3 cells
+    C = np.full((8, 1024), np.nan)
+    eul = orientations_for_labels(labels, np.zeros(labels.shape, bool), np.zeros(labels.shape + (3,)), cond=C, seed=1)
+    q = euler_to_quat(eul[::3, ::3])
+    d = np.degrees(np.concatenate([disorientation_angle(q[:, :-1].reshape(-1, 4), q[:, 1:].reshape(-1, 4)),
+                                   disorientation_angle(q[:-1].reshape(-1, 4), q[1:].reshape(-1, 4))]))
+    assert mackenzie_w1(d) < 1.5  # degrees; the Mackenzie mean is 40.7°
+    assert abs(d.mean() - 40.7) < 1.0

@@ -301,7 +301,8 @@ def extend(map_path, size_text, output, seed, model_dir, steps, scheduler, guida
 @_generation_options
 @click.option("--like", "like_path", type=click.Path(dir_okay=False), help="Reference map whose metrics to follow.")
 @click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False),
-              help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json).")
+              help="JSON of target metrics (any subset of the eight; see examples/target_metrics.json). "
+                   "Without inertia_ratio the morphology model draws equiaxed grains.")
 @click.option("--phase", default=None, metavar="NAME", help="Phase of a multiphase reference map.")
 def generate(size_text, output, seed, model_dir, steps, scheduler, guidance, overlap, batch, device, resume,
              plan_only, report, force, refine, like_path, metrics_path, phase, method, resample, guidance_until,

@@ -30,13 +30,29 @@ def _hist(d_deg, weights=None):
     return h.astype(np.float64)
 
 
+def _haar_marginal(name: str, v: np.ndarray) -> np.ndarray:
+    """Probabilities over the axis values ``v`` (degrees) of a uniformly random orientation's Euler angle.
+
+    Haar measure in Bunge angles is sin Φ dφ1 dΦ dφ2 / 8π², a product, so the three angles are
+    independent: φ1 and φ2 uniform, Φ with density ∝ sin Φ. On the cubic box (Φ, φ2 ≤ 90°), one
+    eighth of Euler space, this is still uniform over orientations modulo the cubic symmetry.
+    """
+    p = np.sin(np.deg2rad(v)) if name == "Phi" else np.ones(len(v))
+    return p / p.sum()
+
+
 def sample_from_tensor(C: np.ndarray, n: int, rng) -> np.ndarray:
-    """``n`` orientations with φ1, Φ, φ2 drawn independently from the tensor's marginal rows."""
+    """``n`` orientations with φ1, Φ, φ2 drawn independently from the tensor's marginal rows.
+
+    A row the target does not give (NaN) is a random texture's marginal (:func:`_haar_marginal`):
+    uniform in Φ would crowd orientations around ⟨001⟩ ∥ Z.
+    """
     eul = []
     for name in ("phi1", "Phi", "phi2"):
-        row = np.nan_to_num(C[METRIC_NAMES.index(name)].astype(np.float64))
+        row = C[METRIC_NAMES.index(name)].astype(np.float64)
         v = axis_values(name)
-        p = row / row.sum() if row.sum() > 0 else np.full(len(v), 1 / len(v))
+        given = np.all(np.isfinite(row)) and row.sum() > 0
+        p = row / row.sum() if given else _haar_marginal(name, v)
         step = v[1] - v[0]
         eul.append(rng.choice(v, size=n, p=p) + rng.uniform(-step / 2, step / 2, n))
     return euler_to_quat(np.deg2rad(np.stack(eul, axis=1)))
@@ -75,6 +91,8 @@ def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndar
         q[idx] = np.asarray(target_quat)[rng.integers(0, len(target_quat), len(idx))]
     elif C is not None:
         q[idx] = sample_from_tensor(C, len(idx), rng)
+    if not np.asarray(target_hist).sum() > 0:
+        return q  # no boundary statistics to match (e.g. a target without disorientations)
     n = len(q)
     a, b = pairs[:, 0], pairs[:, 1]
     # boundaries incident to each grain (CSR of boundary indices)

@@ -34,6 +34,7 @@ from skimage.segmentation import watershed
 from tqdm.auto import tqdm
 
 from ..data.representation import boundary_cells, distance_field
+from ..data.shape_reference import assume_equiaxed
 from ..errors import InputError
 from ..io import EBSDMap
 from ..metrics import METRIC_NAMES, axis_values, conditioning_tensor, grain_table
@@ -142,8 +143,12 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
         if f != 1.0:
             log(f"target median grain size {med:.1f} cells lies outside the model's range "
                 f"{size_range[0]:g}-{size_range[1]:g}: generating on a grid rescaled by {f:.2f}")
+        model_cond, filled = assume_equiaxed(rescale_cond(cond, f))
+        if filled:
+            log(f"the target gives no {', '.join(n.replace('_', ' ') for n in filled)}: generating equiaxed grains "
+                f"(isotropic grain growth's shapes); give it in the target to ask for other shapes")
         return Prepared(size=(R, C), grid=(max(patch, round(R * f)), max(patch, round(C * f))), f=f,
-                        cond=np.asarray(cond, np.float32), model_cond=rescale_cond(cond, f))
+                        cond=np.asarray(cond, np.float32), model_cond=model_cond)
     h, w = input_map.shape
     input_clean, g, table = clean_input(input_map, (R, C), phase)
     med = float(np.median(table.size))

@@ -13,7 +13,9 @@ The JSON file gives any subset of the eight metrics, each as per-grain values or
       }
     }
 
-Missing metrics are left to the model's null tokens. The document written by
+Missing metrics are left to the model's null tokens, except a missing inertia ratio when a
+morphology model generates from metrics alone: it is read as equiaxed
+(:mod:`infinityebsd.data.shape_reference`). The document written by
 ``infinityebsd metrics --json`` is accepted as it is (its distributions are in cells and degrees).
 Examples: ``examples/target_metrics.json``, ``examples/sizes_only.json`` in the package.
 """
