@@ -304,3 +304,37 @@ def test_non_cubic_phase_named_by_reconstruction():
     m = EBSDMap.from_euler(np.zeros((2, 2, 3)), phase=Phase("Ti", laue_group=9))
     with pytest.raises(SymmetryError, match=r"'Ti' has symmetry 6/mmm; grain reconstruction"):
         reconstruct(m)
+
+
+def test_edge_corrected_distributions_undo_the_window_bias():
+    """A mosaic of 20-cell squares and 5-cell squares (bands of each): 1 grain in 17 is large. Seen
+    through 100x100 windows at random offsets, grains cut by the window edge are fragments, and the
+    grains wholly inside are biased to small ones (a large one fits less often). The Miles-Lantuéjoul
+    weights give back the mosaic's share of large grains; the plain histogram does not."""
+    from infinityebsd.metrics import distributions, edge_corrected_distributions, grain_table
+
+    r, c = np.indices((400, 400))
+    band = (r // 20) % 2  # 0: a band of 20-cell squares, 1: a band of 5-cell squares
+    lab = np.where(band == 0, (r // 40) * 10_000 + c // 20, 5_000_000 + (r // 5) * 10_000 + c // 5)
+    rng = np.random.default_rng(1)
+    share = 1 / 17  # per 40 rows and 20 columns: 1 large, 16 small
+
+    def large_share(d):
+        e, p = d["size"]
+        w = p * np.diff(e)
+        return w[(e[:-1] + e[1:]) / 2 > 15].sum() / w.sum()
+
+    plain, corrected = [], []
+    for _ in range(60):
+        r0, c0 = rng.integers(0, 300, 2)
+        _, win = np.unique(lab[r0:r0 + 100, c0:c0 + 100], return_inverse=True)
+        win = win.reshape(100, 100)
+        t = grain_table(win, np.tile([1.0, 0, 0, 0], (win.max() + 1, 1)))
+        plain.append(large_share(distributions(t)))
+        corrected.append(large_share(edge_corrected_distributions(t, win)))
+    assert abs(np.mean(corrected) - share) < 0.006
+    assert abs(np.mean(plain) - share) > 2 * abs(np.mean(corrected) - share)
+    # the shape of whole square grains: inertia ratio 1 for every interior grain
+    t = grain_table(win, np.tile([1.0, 0, 0, 0], (win.max() + 1, 1)))
+    e, p = edge_corrected_distributions(t, win)["inertia_ratio"]
+    assert e[0] <= 1.0 + 1e-9 and ((e[:-1] + e[1:]) / 2 * p * np.diff(e)).sum() < 1.05

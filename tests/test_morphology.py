@@ -515,3 +515,65 @@ def test_relaxed_grains_come_back_only_while_the_map_is_coarser_than_its_target(
     assert len(np.unique(back[disc])) == 1 and (back == back[60, 30]).sum() == disc.sum()
     large = cond_of_ecd(np.sqrt(4 / np.pi * 120 * 120 / 2))
     assert np.array_equal(_restore_to_target(before, after, pin, large), after)
+    # the same target on a grid twice as fine (the network's grain-scale grid) decides the same
+    from infinityebsd.pipeline.morph_extend import rescale_cond
+
+    assert len(np.unique(_restore_to_target(before, after, pin, rescale_cond(small, 2.0), scale=2.0))) == 3
+    assert np.array_equal(_restore_to_target(before, after, pin, rescale_cond(large, 2.0), scale=2.0), after)
+
+
+def _squares(shape, side, offset=(0, 0)):
+    """Labels of a tiling by ``side``-cell squares shifted by ``offset``."""
+    r, c = np.indices(shape)
+    r, c = (r + offset[0]) // side, (c + offset[1]) // side
+    return r * (shape[1] // side + 2) + c
+
+
+def test_split_tail_cuts_only_the_excess_of_large_grains():
+    """Generated grains follow the target except for some 24-cell squares among 8-cell ones: after
+    the split no more grains exceed the target's 95th size percentile than a sample of the target
+    would hold (binomial mean + 2 SD); a protected giant (the input's) and a map already on target
+    are left as they are."""
+    from infinityebsd.metrics import METRIC_NAMES, axis_values, conditioning_tensor, grain_table
+    from infinityebsd.pipeline.morph_extend import split_tail
+
+    rng = np.random.default_rng(0)
+    # target: squares of 8 and, 3 % of them by number, 24 cells
+    target = np.concatenate([np.full(970, 8.0), np.full(30, 24.0)])
+    ecd = 2 * np.sqrt(target ** 2 / np.pi)
+    cond = conditioning_tensor({"size": (np.array([ecd.min() - 1, ecd.min() + 1, ecd.max() - 1, ecd.max() + 1]),
+                                         np.array([0.97, 0.0, 0.03]) / 2)})
+    p = cond[METRIC_NAMES.index("size")] / cond[METRIC_NAMES.index("size")].sum()
+    d95 = axis_values("size")[np.searchsorted(np.cumsum(p), 0.95)]
+    labels = _squares((384, 384), 8)
+    ok, n0 = split_tail(labels, np.zeros(labels.shape, bool), cond)
+    assert n0 == 0 and np.array_equal(ok, labels)
+    # half of the 24-cell blocks merged into one grain: far more large grains than the target's 3 %
+    block = (np.indices(labels.shape) // 24)
+    bid = block[0] * 16 + block[1]
+    big = rng.random(256) < 0.5
+    lab = np.where(big[bid], labels.max() + 1 + bid, labels)
+    _, lab = np.unique(lab, return_inverse=True)
+    lab = lab.reshape(labels.shape)
+    protected = np.zeros(lab.shape, bool)
+    first_big = np.flatnonzero(big)[0]
+    protected[bid == first_big] = True
+    out, n = split_tail(lab, protected, cond)
+    assert n > 0
+    area = np.bincount(out.ravel())
+    prot = np.unique(out[protected])
+    assert len(prot) == 1 and area[prot[0]] == 24 * 24  # the input's giant is kept whole
+    # as many as exceed the binomial bound are halved, the rest of the large grains stay whole
+    a0 = np.bincount(lab.ravel())
+    gen0 = a0 > 0
+    gen0[np.unique(lab[protected])] = False
+    m = gen0.sum()
+    n_over = ((2 * np.sqrt(a0 / np.pi) > d95) & gen0).sum()
+    assert n == n_over - np.ceil(m * 0.05 + 2 * np.sqrt(m * 0.05 * 0.95))
+    assert np.sum(area == 24 * 24) == n_over + 1 - n  # whole giants left: the protected one and the rest
+    halves = area[(area > 64) & (area < 24 * 24)]
+    assert len(halves) == 2 * n and np.all(np.abs(halves - 288) < 0.25 * 288)
+    # every grain is still one connected piece
+    from skimage.measure import label as cc_label
+
+    assert cc_label(out + 1, connectivity=1).max() == len(np.unique(out))

@@ -74,6 +74,48 @@ def distributions(table: GrainTable, exclude_border: bool = False) -> dict:
     return out
 
 
+MIN_INTERIOR_GRAINS = 20
+"""Fewest grains clear of the map edge for :func:`edge_corrected_distributions` to use them alone."""
+
+
+def edge_corrected_distributions(table: GrainTable, labels: np.ndarray,
+                                 min_interior: int = MIN_INTERIOR_GRAINS) -> dict:
+    """Distributions of a field of view's grains, corrected for the grains its edges cut.
+
+    A grain cut by the map edge shows a fragment: smaller, more elongated, with fewer neighbours
+    than it has. On a small map (an input crop of 100² cells holds 40 % such grains) they bias every
+    per-grain distribution. Here only grains clear of the edge count, each weighted by the
+    Miles–Lantuéjoul factor 1 / ((H − h − 1)(W − w − 1)), ``h × w`` being its bounding box: the inverse
+    of the number of places where a grain of that extent lies in an ``H × W`` window without touching
+    its edge (as :func:`infinityebsd.pipeline.growth.grain_statistics` weighs), which undoes the bias
+    towards small grains that dropping the cut ones brings (Miles 1978; Lantuéjoul 1980).
+    Boundary disorientations keep every boundary (a cut grain's boundaries are real ones). With
+    fewer than ``min_interior`` interior grains, or none, the plain distributions are returned.
+    """
+    interior = ~np.asarray(table.border, bool)
+    if interior.sum() < min_interior:
+        return distributions(table)
+    from scipy import ndimage
+
+    H, W = labels.shape
+    boxes = ndimage.find_objects(np.asarray(labels) + 1, max_label=table.n)
+    ext = np.array([[s[0].stop - s[0].start, s[1].stop - s[1].start] if s is not None else [H, W] for s in boxes],
+                   np.float64)
+    weight = np.zeros(table.n)
+    weight[interior] = 1.0 / np.maximum((H - ext[interior, 0] - 1) * (W - ext[interior, 1] - 1), 1.0)
+    out = {}
+    for name in METRIC_NAMES:
+        if name == "disorientation":
+            out[name] = histogram(table.values(name), BIN_RULES[name])
+            continue
+        v = np.asarray(table.values(name), np.float64)
+        ok = interior & np.isfinite(v)
+        edges = histogram(v[ok], BIN_RULES[name])[0]
+        dens, edges = np.histogram(np.clip(v[ok], edges[0], edges[-1]), bins=edges, weights=weight[ok], density=True)
+        out[name] = (edges, dens)
+    return out
+
+
 def _axis_row(name: str, edges, density) -> np.ndarray:
     """A histogram's probability mass re-binned onto the metric's axis cells, as density × range."""
     lo, hi = METRIC_AXES[name]
