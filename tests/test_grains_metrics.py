@@ -338,3 +338,19 @@ def test_edge_corrected_distributions_undo_the_window_bias():
     t = grain_table(win, np.tile([1.0, 0, 0, 0], (win.max() + 1, 1)))
     e, p = edge_corrected_distributions(t, win)["inertia_ratio"]
     assert e[0] <= 1.0 + 1e-9 and ((e[:-1] + e[1:]) / 2 * p * np.diff(e)).sum() < 1.05
+
+
+def test_edge_corrected_distributions_fall_back_with_too_few_whole_grains():
+    """Under MIN_INTERIOR_GRAINS whole grains there is nothing to weight: the plain histograms come back."""
+    from infinityebsd.metrics import distributions, edge_corrected_distributions, grain_table
+
+    r, c = np.indices((60, 60))
+    lab = (r // 20) * 3 + c // 20  # 3x3 squares of 20 cells: one whole grain (the centre)
+    t = grain_table(lab, np.tile([1.0, 0, 0, 0], (9, 1)))
+    plain, corr = distributions(t), edge_corrected_distributions(t, lab)
+    assert all(np.array_equal(plain[k][0], corr[k][0]) and np.array_equal(plain[k][1], corr[k][1]) for k in corr)
+    lab = (r // 10) * 6 + c // 10  # 6x6 squares of 10 cells: 16 whole grains, all of area 100
+    t = grain_table(lab, np.tile([1.0, 0, 0, 0], (36, 1)))
+    e, p = edge_corrected_distributions(t, lab)["size"]
+    w = p * np.diff(e)
+    assert np.sum(w * (e[:-1] + e[1:]) / 2) / w.sum() == pytest.approx(2 * np.sqrt(100 / np.pi), abs=0.6)

@@ -74,8 +74,12 @@ def distributions(table: GrainTable, exclude_border: bool = False) -> dict:
     return out
 
 
-MIN_INTERIOR_GRAINS = 20
-"""Fewest grains clear of the map edge for :func:`edge_corrected_distributions` to use them alone."""
+MIN_INTERIOR_GRAINS = 5
+"""Fewest grains clear of the map edge for :func:`edge_corrected_distributions` to use them alone
+(as :func:`infinityebsd.pipeline.growth.grain_statistics`). Even a handful of whole grains describes
+the material better than the fragments around them: a 96² crop of 24-cell grains holds 6 whole ones
+and 14 fragments, and extending it 4× from the whole ones alone measured 0.17 / 0.20 / 0.19 / 0.14
+(W1/σ size / perimeter / inertia / coordination) against 0.37 / 0.39 / 0.60 / 0.34 (bench/RESULTS.md)."""
 
 
 def edge_corrected_distributions(table: GrainTable, labels: np.ndarray,
