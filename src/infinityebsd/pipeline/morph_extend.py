@@ -431,13 +431,16 @@ def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
     """``lab`` with each grain of ``grains`` cut into the matching number of ``pieces`` by k-means of
     its cell positions (compact pieces meeting at triple junctions, as in a Voronoi tessellation)."""
     lab = lab.copy()
-    area = np.bincount(lab.ravel())
+    flat = lab.ravel()
     rng = np.random.default_rng(seed)
-    nxt = len(area)
-    order = np.argsort(lab.ravel(), kind="stable")
+    nxt = int(flat.max()) + 1
+    # the cells of the grains to cut only, grain by grain, each grain's in ascending order
+    sel = np.flatnonzero(np.isin(flat, np.asarray(grains)))
+    sel = sel[np.argsort(flat[sel], kind="stable")]
+    area = np.bincount(flat[sel], minlength=nxt)
     starts = np.concatenate([[0], np.cumsum(area)])
     for g, k in zip(grains, pieces):
-        cells = order[starts[g]:starts[g + 1]]
+        cells = sel[starts[g]:starts[g + 1]]
         pts = np.stack(np.unravel_index(cells, lab.shape), axis=1).astype(np.float64)
         # k-means++ start, then a few Lloyd iterations: compact pieces of similar area (memory
         # linear in the grain's cells, whatever k)
