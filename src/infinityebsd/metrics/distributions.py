@@ -82,6 +82,23 @@ and 14 fragments, and extending it 4× from the whole ones alone measured 0.17 /
 (W1/σ size / perimeter / inertia / coordination) against 0.37 / 0.39 / 0.60 / 0.34 (bench/RESULTS.md)."""
 
 
+def miles_lantuejoul_factor(labels: np.ndarray, n: int | None = None) -> np.ndarray:
+    """Per grain of ``labels`` (grains 0..n−1), the Miles–Lantuéjoul factor 1 / ((H − h − 1)(W − w − 1)):
+    the inverse of the number of places where a grain with that ``h × w`` bounding box lies in the
+    ``H × W`` map without touching its edge. Weighting the grains clear of the edge by it gives
+    unbiased per-grain statistics of the material (Miles 1978; Lantuéjoul 1980). Absent labels get
+    the factor of a map-sized box."""
+    from scipy import ndimage
+
+    lab = np.asarray(labels)
+    H, W = lab.shape
+    n = int(lab.max()) + 1 if n is None else n
+    boxes = ndimage.find_objects(lab + 1, max_label=n)
+    ext = np.array([[s[0].stop - s[0].start, s[1].stop - s[1].start] if s is not None else [H, W] for s in boxes],
+                   np.float64).reshape(-1, 2)
+    return 1.0 / np.maximum((H - ext[:, 0] - 1) * (W - ext[:, 1] - 1), 1.0)
+
+
 def edge_corrected_distributions(table: GrainTable, labels: np.ndarray,
                                  min_interior: int = MIN_INTERIOR_GRAINS) -> dict:
     """Distributions of a field of view's grains, corrected for the grains its edges cut.
@@ -89,24 +106,15 @@ def edge_corrected_distributions(table: GrainTable, labels: np.ndarray,
     A grain cut by the map edge shows a fragment: smaller, more elongated, with fewer neighbours
     than it has. On a small map (an input crop of 100² cells holds 40 % such grains) they bias every
     per-grain distribution. Here only grains clear of the edge count, each weighted by the
-    Miles–Lantuéjoul factor 1 / ((H − h − 1)(W − w − 1)), ``h × w`` being its bounding box: the inverse
-    of the number of places where a grain of that extent lies in an ``H × W`` window without touching
-    its edge (as :func:`infinityebsd.pipeline.growth.grain_statistics` weighs), which undoes the bias
-    towards small grains that dropping the cut ones brings (Miles 1978; Lantuéjoul 1980).
+    :func:`miles_lantuejoul_factor` of its bounding box, which undoes the bias towards small grains
+    that dropping the cut ones brings.
     Boundary disorientations keep every boundary (a cut grain's boundaries are real ones). With
     fewer than ``min_interior`` interior grains, or none, the plain distributions are returned.
     """
     interior = ~np.asarray(table.border, bool)
     if interior.sum() < min_interior:
         return distributions(table)
-    from scipy import ndimage
-
-    H, W = labels.shape
-    boxes = ndimage.find_objects(np.asarray(labels) + 1, max_label=table.n)
-    ext = np.array([[s[0].stop - s[0].start, s[1].stop - s[1].start] if s is not None else [H, W] for s in boxes],
-                   np.float64)
-    weight = np.zeros(table.n)
-    weight[interior] = 1.0 / np.maximum((H - ext[interior, 0] - 1) * (W - ext[interior, 1] - 1), 1.0)
+    weight = np.where(interior, miles_lantuejoul_factor(labels, table.n), 0.0)
     out = {}
     for name in METRIC_NAMES:
         if name == "disorientation":
@@ -115,7 +123,7 @@ def edge_corrected_distributions(table: GrainTable, labels: np.ndarray,
         v = np.asarray(table.values(name), np.float64)
         ok = interior & np.isfinite(v)
         edges = histogram(v[ok], BIN_RULES[name])[0]
-        dens, edges = np.histogram(np.clip(v[ok], edges[0], edges[-1]), bins=edges, weights=weight[ok], density=True)
+        dens, edges = np.histogram(v[ok], bins=edges, weights=weight[ok], density=True)
         out[name] = (edges, dens)
     return out
 

@@ -60,7 +60,7 @@ from ..errors import InputError
 from ..grains import clean_with_grains
 from ..io import EBSDMap
 from ..io._grid import atomic_write_bytes
-from ..metrics import METRIC_NAMES, axis_values, grain_table
+from ..metrics import METRIC_NAMES, axis_values, grain_table, miles_lantuejoul_factor
 from .crystallography import _grain_pairs
 from .planner import Plan, place_input
 
@@ -145,9 +145,7 @@ def grain_statistics(labels: np.ndarray) -> dict:
     H, W = lab.shape
     n = int(lab.max()) + 1
     area = np.bincount(lab.ravel(), minlength=n).astype(np.float64)
-    objs = ndimage.find_objects(lab + 1, max_label=n)
-    h = np.array([s[0].stop - s[0].start if s else 0 for s in objs], np.float64)
-    w = np.array([s[1].stop - s[1].start if s else 0 for s in objs], np.float64)
+    ml_factor = miles_lantuejoul_factor(lab, n)
     border = np.zeros(n, bool)
     border[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
     inner = ~border & (area > 0)
@@ -155,7 +153,7 @@ def grain_statistics(labels: np.ndarray) -> dict:
         inner = area > 0
         wt = np.ones(n)
     else:
-        wt = 1.0 / np.maximum((H - h - 1) * (W - w - 1), 1.0)
+        wt = ml_factor
     wt = np.where(inner, wt, 0.0)
     ecd = 2 * np.sqrt(area / np.pi)
     mean = float(np.sum(wt * ecd) / wt.sum())
@@ -179,7 +177,7 @@ def grain_statistics(labels: np.ndarray) -> dict:
         # but far less than taking the grains as round
         k = area >= MIN_AREA
     if k.sum() >= 10:
-        ml = area / np.maximum((H - h - 1) * (W - w - 1), 1.0) if whole else area
+        ml = area * ml_factor if whole else area
         T = np.array([[np.sum((ml * irr / a)[k]), np.sum((ml * irc / a)[k])],
                       [np.sum((ml * irc / a)[k]), np.sum((ml * icc / a)[k])]])
         vals, vecs = np.linalg.eigh(T)
@@ -191,7 +189,7 @@ def grain_statistics(labels: np.ndarray) -> dict:
         half = np.sqrt((irr - icc) ** 2 / 4 + irc**2)
         mid = (irr + icc) / 2
         ln_asp = 0.5 * np.log((mid + half)[k] / np.maximum(mid - half, 1e-12)[k])
-        wk = 1.0 / np.maximum((H - h - 1) * (W - w - 1), 1.0)[k]
+        wk = ml_factor[k]
         m = np.sum(wk * ln_asp) / wk.sum()
         aspect_sd = float(np.sqrt(np.sum(wk * (ln_asp - m) ** 2) / wk.sum())) if whole else 0.0
     else:

@@ -54,8 +54,6 @@ RELAX_STEPS = 2
 """Threshold-dynamics steps of curvature flow on the generated grains after segmentation
 (:func:`.growth.relax`; see :func:`finish`); 0 keeps the network's boundaries as segmented."""
 
-RESTORE_EXTENSION = True
-
 SPLIT_TAIL = True
 """Apply :func:`split_tail` to the network's segmented grains on the grain-scale grid."""
 
@@ -582,10 +580,9 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
                 min(R, 1024), min(C, 1024)))
         before = out
         out = relax(out, pin, RELAX_STEPS, t["aspect"], t["angle_deg"], seed)
-        if prep.input_labels is None:
-            out = _restore_to_target(before, out, pin, prep.cond)
-        elif RESTORE_EXTENSION:
-            out = _restore_to_target(before, out, pin, prep.model_cond, scale=prep.f)
+        # grains the flow removed come back while the map is coarser than the target the network read
+        # (the input's whole grains, or the metrics), on its grid f times finer
+        out = _restore_to_target(before, out, pin, prep.model_cond, scale=prep.f)
         if SPLIT_TAIL_AFTER:
             out, _ = split_tail(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed)
         out = _merge_small(out, fixed, min_area)
