@@ -577,3 +577,85 @@ def test_split_tail_cuts_only_the_excess_of_large_grains():
     from skimage.measure import label as cc_label
 
     assert cc_label(out + 1, connectivity=1).max() == len(np.unique(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Elongated inputs: the stretched (isotropic) frame
+# ---------------------------------------------------------------------------------------------
+def test_axis_stretch_of_a_mean_shape():
+    """Analytic cases: along X the stretch is √a and leaves a round shape; along Y its inverse; at 45°
+    none (an axis stretch only shears it); in between the stretched tensor's aspect is the least
+    over all stretches (checked against a grid of them)."""
+    from infinityebsd.pipeline.morph_extend import axis_stretch
+
+    assert axis_stretch(3.0, 0.0) == pytest.approx((np.sqrt(3.0), 1.0))
+    assert axis_stretch(3.0, 90.0) == pytest.approx((1 / np.sqrt(3.0), 1.0))
+    assert axis_stretch(3.0, 45.0) == pytest.approx((1.0, 3.0))
+    r, left = axis_stretch(2.5, 10.0)
+    t = np.deg2rad(10.0)
+    e = np.array([np.sin(t), np.cos(t)])  # long axis as (row, col)
+    T = 2.5**2 * np.outer(e, e) + np.outer([e[1], -e[0]], [e[1], -e[0]])
+    def aspect(q):
+        w = np.linalg.eigvalsh(np.diag([q, 1 / q]) @ T @ np.diag([q, 1 / q]))
+        return np.sqrt(w[1] / w[0])
+    grid = np.linspace(0.5, 2.5, 4001)
+    assert r == pytest.approx(grid[np.argmin([aspect(q) for q in grid])], abs=1e-3)
+    assert left == pytest.approx(aspect(r), rel=1e-9)
+
+
+@pytest.mark.parametrize("angle, long_axis", [(0.0, "cols"), (90.0, "rows"), (176.0, "cols")])
+def test_stretch_makes_axis_elongated_grains_equiaxed(angle, long_axis):
+    """Grains grown 3:1 along (or 4° off) a map axis: the stretch lengthens the grid across them and
+    shortens it along them (area kept), and on the stretched grid the same measurement finds them
+    about equiaxed."""
+    from infinityebsd.pipeline.morph_extend import frame_stretch, resize_nearest
+
+    lab = grain_growth_labels((160, 160), 12, aspect=3.0, angle_deg=angle, rng=1, workers=1)
+    sr, sc, a, _ = frame_stretch(lab)
+    assert a > 2.0
+    assert sr * sc == pytest.approx(1.0)
+    assert (sr > 1) == (long_axis == "cols") and max(sr, sc) > 0.9 * np.sqrt(a)
+    stretched = resize_nearest(lab, (round(160 * sr), round(160 * sc)))
+    assert frame_stretch(stretched, min_aspect=1.0)[2] < 1.3
+
+
+def test_no_stretch_for_equiaxed_or_oblique_grains():
+    from infinityebsd.pipeline.morph_extend import frame_stretch
+
+    assert frame_stretch(grain_growth_labels((128, 128), 12, rng=2, workers=1))[:2] == (1.0, 1.0)
+    sr, sc, a, ang = frame_stretch(grain_growth_labels((160, 160), 12, aspect=3.0, angle_deg=30.0, rng=1, workers=1))
+    assert a > 2.0 and 20 < ang < 40 and (sr, sc) == (1.0, 1.0)
+
+
+def test_elongated_input_is_extended_on_a_stretched_grid(tiny_model):
+    """An input of grains 3:1 along X runs on a grid stretched across them: the input stays exact,
+    the plan drawn on the output grid has windows longer along X than across, and with the input
+    they cover the canvas; ``--plan`` shows that plan and its JSON keeps the window shape."""
+    from infinityebsd.data.synth import synth_map
+    from infinityebsd.evaluate.seams import seam_lines
+    from infinityebsd.grains import clean
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.extend import extend
+    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.pipeline.morph_extend import plan_morph
+    from infinityebsd.pipeline.planner import Plan
+
+    pipe = MorphPipeline(load_model(tiny_model))
+    m = synth_map((96, 96), 10, aspect=3.0, seed=4, workers=1)
+    size = (144, 150)
+    plan = plan_morph(pipe, m, size, log=lambda *a: None)
+    pr, pc = plan.window_shape
+    assert pc > 1.5 * pr
+    cover = np.zeros(size, bool)
+    r0, c0, h, w = plan.input_box
+    cover[r0:r0 + h, c0:c0 + w] = True
+    for r, c in plan.windows:
+        cover[r:r + pr, c:c + pc] = True
+    assert cover[2:-2, 2:-2].all()
+    assert Plan.from_json(plan.to_json()) == plan
+    hor, ver = seam_lines(plan)
+    assert all(line in {c + pc for _, c in plan.windows} | {c for _, c in plan.windows} for line, _, _ in ver)
+    res = extend(pipe, m, size, seed=0, steps=1, resample=1, progress=False, log=lambda *a: None)
+    assert res.plan == plan
+    r0, c0, h, w = res.input_box
+    assert np.allclose(res.map.euler[r0:r0 + h, c0:c0 + w], clean(m).euler)

@@ -198,8 +198,9 @@ def _show_plan(plan, output):
     for k, wave in enumerate(plan.waves):
         for i in wave:
             r, c = plan.windows[i]
-            ax.add_patch(plt.Rectangle((c, r), plan.patch, plan.patch, fill=False, ec=cmap(k), lw=1))
-            ax.text(c + plan.patch / 2, r + plan.patch / 2, str(k + 1), ha="center", va="center", fontsize=6, color=cmap(k))
+            pr, pc = plan.window_shape
+            ax.add_patch(plt.Rectangle((c, r), pc, pr, fill=False, ec=cmap(k), lw=1))
+            ax.text(c + pc / 2, r + pr / 2, str(k + 1), ha="center", va="center", fontsize=6, color=cmap(k))
     if plan.input_box:
         r0, c0, h, w = plan.input_box
         ax.add_patch(plt.Rectangle((c0, r0), w, h, color="red", alpha=0.3))

@@ -49,16 +49,16 @@ def seam_lines(plan: Plan) -> tuple[list, list]:
     ``line−1`` and ``line`` over columns ``start..stop−1`` (vertical: between columns, over rows).
     """
     rows, cols = plan.canvas
-    P = plan.patch
+    Pr, Pc = plan.window_shape
     box = plan.input_box
     hor, ver = set(), set()
     for r0, c0 in plan.windows:
-        ca, cb = max(c0, 0), min(c0 + P, cols)
-        ra, rb = max(r0, 0), min(r0 + P, rows)
-        for line in (r0, r0 + P):
+        ca, cb = max(c0, 0), min(c0 + Pc, cols)
+        ra, rb = max(r0, 0), min(r0 + Pr, rows)
+        for line in (r0, r0 + Pr):
             if 0 < line < rows and ca < cb:
                 hor.add((line, ca, cb))
-        for line in (c0, c0 + P):
+        for line in (c0, c0 + Pc):
             if 0 < line < cols and ra < rb:
                 ver.add((line, ra, rb))
 

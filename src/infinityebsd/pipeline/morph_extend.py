@@ -62,6 +62,11 @@ SPLIT_TAIL_AFTER = True
 which widen the size distribution again (4× extension: largest grain 1.67 → 1.22× the truth's,
 coordination W1/σ 0.19 → 0.15; bench/RESULTS.md)."""
 
+ISOTROPIC_FRAME_ASPECT = 1.5
+"""Inputs whose grains are elongated by at least this much (mean shape, :func:`.growth.input_targets`)
+along (or near) a map axis are extended on a grid stretched so that they are about equiaxed there
+(:func:`frame_stretch`); ``float("inf")`` never stretches."""
+
 MIN_AREA = 10
 """The paper's minimum grain area in cells, applied to generated grains."""
 
@@ -83,6 +88,12 @@ class Prepared:
     box: tuple | None = None          # input box on the output grid
     grid_box: tuple | None = None     # input box on the grain-scale grid
     grid_labels: np.ndarray | None = None
+    stretch: tuple[float, float] = (1.0, 1.0)  # extra grid factors on rows and columns (product 1)
+
+    @property
+    def factors(self) -> tuple[float, float]:
+        """Grid cells per output cell along rows and columns."""
+        return self.f * self.stretch[0], self.f * self.stretch[1]
 
 
 def resize_nearest(a: np.ndarray, shape) -> np.ndarray:
@@ -139,6 +150,46 @@ def rescale_cond(cond, f: float) -> np.ndarray:
     return out
 
 
+def axis_stretch(aspect: float, angle_deg: float) -> tuple[float, float]:
+    """(row factor, residual aspect): the area-preserving stretch along the map axes (rows × ``r``,
+    columns ÷ ``r``) that makes a mean grain shape of ``aspect`` with its long axis ``angle_deg`` from
+    the X (column) axis as round as such a stretch can, and the aspect left after it.
+
+    With the shape's second-moment tensor [[Irr, Irc], [Irc, Icc]] the stretch keeps its determinant
+    and changes its trace to r²·Irr + Icc/r², least at r = (Icc/Irr)^¼: r = √aspect for a shape along
+    X (residual 1), 1/√aspect along Y, 1 at 45° (residual ``aspect``: an axis stretch only shears an
+    oblique shape)."""
+    lmax, lmin = float(aspect) ** 2, 1.0
+    t = np.deg2rad(angle_deg)
+    irr = lmax * np.sin(t) ** 2 + lmin * np.cos(t) ** 2
+    icc = lmax * np.cos(t) ** 2 + lmin * np.sin(t) ** 2
+    irc = (lmax - lmin) * np.sin(t) * np.cos(t)
+    r = float((icc / irr) ** 0.25)
+    a, c = irr * r**2, icc / r**2  # the stretched tensor: equal diagonal, same off-diagonal
+    half = np.hypot((a - c) / 2, irc)
+    return r, float(np.sqrt(((a + c) / 2 + half) / ((a + c) / 2 - half)))
+
+
+def frame_stretch(in_labels: np.ndarray, min_aspect: float | None = None) -> tuple[float, float, float, float]:
+    """(row factor, column factor, aspect, angle) of the stretch of the grain-scale grid for an input
+    whose grains are elongated: the mean shape of its grains (aspect ``a`` and long-axis angle from
+    :func:`.growth.input_targets`) made as round as an area-preserving stretch along the map axes can
+    (:func:`axis_stretch`). The network draws equiaxed grains best (it draws the long laths of an
+    additively manufactured 316L map rounder than they are), and an affinely stretched equiaxed
+    structure is what a rolled or directionally grown one looks like. (1, 1, a, angle) when the
+    grains are less elongated than ``min_aspect``, or the stretch leaves them more than √a
+    elongated (long axis over about 10° from a map axis: the stretch mostly shears them)."""
+    min_aspect = ISOTROPIC_FRAME_ASPECT if min_aspect is None else min_aspect
+    t = input_targets(in_labels)
+    a, ang = float(t["aspect"]), float(t["angle_deg"]) % 180.0
+    if not a >= min_aspect:
+        return 1.0, 1.0, a, ang
+    r, left = axis_stretch(a, ang)
+    if left > np.sqrt(a):
+        return 1.0, 1.0, a, ang
+    return r, 1.0 / r, a, ang
+
+
 def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond=None, place: str = "center",
             phase: str | None = None, log=print) -> Prepared:
     """Step 1: clean the input and choose the grain-scale grid."""
@@ -164,12 +215,21 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
     if f != 1.0:
         log(f"input median grain size {med:.1f} cells lies outside the model's range "
             f"{size_range[0]:g}-{size_range[1]:g}: generating on a grid rescaled by {f:.2f} and resampling back")
-    hs, ws = int(round(h * f)), int(round(w * f))
+    sr = sc = 1.0
+    if cond is None:
+        sr, sc, a, ang = frame_stretch(g.labels)
+        hs, ws = int(round(h * f * sr)), int(round(w * f * sc))
+        if sr != 1.0 and min(hs, ws) >= patch // 2:
+            log(f"the input's grains are elongated {a:.1f}:1, {ang:.0f} deg from X: generating on a grid stretched "
+                f"{max(sr, sc):.2f}x across them, where they are about equiaxed")
+        else:
+            sr = sc = 1.0
+    hs, ws = int(round(h * f * sr)), int(round(w * f * sc))
     if min(hs, ws) < patch // 2:
         need = int(np.ceil(patch / 2 / f))
         raise InputError(f"the input is {h}x{w} cells; with grains of median size {med:.1f} cells this model "
                          f"needs at least {need} cells per side (half its {patch}-cell window at grain scale)")
-    Rs, Cs = max(patch, int(round(R * f))), max(patch, int(round(C * f)))
+    Rs, Cs = max(patch, int(round(R * f * sr))), max(patch, int(round(C * f * sc)))
     box = place_input((R, C), (h, w), place)
     grid_box = place_input((Rs, Cs), (hs, ws), place)
     grid_labels = resize_nearest(g.labels, (hs, ws)).astype(np.int64)
@@ -179,14 +239,15 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
         _, gl = np.unique(grid_labels, return_inverse=True)  # grains too small to survive the resize drop out
         gl = gl.reshape(grid_labels.shape)
         gq = np.tile([1.0, 0.0, 0.0, 0.0], (int(gl.max()) + 1, 1))
-        gt = grain_table(gl, gq) if f != 1.0 else table
-        model_cond = conditioning_tensor(edge_corrected_distributions(gt, gl if f != 1.0 else g.labels))
+        scaled = f != 1.0 or sr != 1.0
+        gt = grain_table(gl, gq) if scaled else table
+        model_cond = conditioning_tensor(edge_corrected_distributions(gt, gl if scaled else g.labels))
     else:
         model_cond = rescale_cond(cond, f)
     return Prepared(size=(R, C), grid=(Rs, Cs), f=f, cond=np.asarray(cond, np.float32), model_cond=model_cond,
                     input_clean=input_clean,
                     input_labels=g.labels.astype(np.int64), input_quat=g.quat, input_disorientation_deg=table.disorientation_deg,
-                    box=box, grid_box=grid_box, grid_labels=grid_labels)
+                    box=box, grid_box=grid_box, grid_labels=grid_labels, stretch=(sr, sc))
 
 
 class LabelWork(Work):
@@ -269,7 +330,7 @@ def _upsample_labels(labels: np.ndarray, field: np.ndarray, shape) -> np.ndarray
     boundary of the nearest-neighbour resize keep its label, the rest are flooded over the
     bilinearly interpolated field (smooth boundaries instead of staircases)."""
     near = resize_nearest(labels, shape)
-    k = max(1.0, shape[0] / labels.shape[0])
+    k = max(1.0, shape[0] / labels.shape[0], shape[1] / labels.shape[1])
     band = ndimage.binary_dilation(boundary_cells(near), iterations=int(np.ceil(k)))
     zoom = (shape[0] / field.shape[0], shape[1] / field.shape[1])
     elev = -ndimage.zoom(field, zoom, order=1, mode="nearest", grid_mode=True)[: shape[0], : shape[1]]
@@ -425,9 +486,10 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     return _split_grains(lab, big, [max(2, int(round(area[g] / piece))) for g in big], seed), len(big)
 
 
-def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
+def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0, frame=(1.0, 1.0)) -> np.ndarray:
     """``lab`` with each grain of ``grains`` cut into the matching number of ``pieces`` by k-means of
-    its cell positions (compact pieces meeting at triple junctions, as in a Voronoi tessellation)."""
+    its cell positions (compact pieces meeting at triple junctions, as in a Voronoi tessellation),
+    rows and columns scaled by ``frame``."""
     lab = lab.copy()
     flat = lab.ravel()
     rng = np.random.default_rng(seed)
@@ -439,7 +501,7 @@ def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
     starts = np.concatenate([[0], np.cumsum(area)])
     for g, k in zip(grains, pieces):
         cells = sel[starts[g]:starts[g + 1]]
-        pts = np.stack(np.unravel_index(cells, lab.shape), axis=1).astype(np.float64)
+        pts = np.stack(np.unravel_index(cells, lab.shape), axis=1).astype(np.float64) * np.asarray(frame, np.float64)
         # k-means++ start, then a few Lloyd iterations: compact pieces of similar area (memory
         # linear in the grain's cells, whatever k)
         cen = np.empty((k, 2))
@@ -464,7 +526,7 @@ TAIL_QUANTILE = 0.95
 
 
 def split_tail(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
-               q: float = TAIL_QUANTILE) -> tuple[np.ndarray, int]:
+               q: float = TAIL_QUANTILE, frame=(1.0, 1.0)) -> tuple[np.ndarray, int]:
     """Halve the largest generated grains while more of them exceed the target's ``q`` size quantile
     than a sample of the target distribution would (binomial mean + 2 SD).
 
@@ -472,7 +534,9 @@ def split_tail(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
     grain-growth map the generated 95th percentile ECD was 1.14× the target's and the 99th 1.4×): a
     few large grains, each with many neighbours, that widen the size and coordination spread. The
     excess, largest first, is cut in two by :func:`_split_grains`. ``cond`` is the target at the scale
-    of ``labels``; grains with a ``protected`` cell are left as they are. Returns (labels, grains split).
+    of ``labels``; grains with a ``protected`` cell are left as they are; ``frame`` scales rows and
+    columns before the cut (:attr:`Prepared.stretch`: elongated grains are cut across, as in the
+    frame where they are equiaxed). Returns (labels, grains split).
     """
     p = _size_probs(cond)
     lab = np.asarray(labels)
@@ -490,16 +554,18 @@ def split_tail(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
     if excess <= 0:
         return lab, 0
     big = over[np.argsort(-area[over], kind="stable")][:excess]
-    return _split_grains(lab, big, [2] * len(big), seed), len(big)
+    return _split_grains(lab, big, [2] * len(big), seed, frame), len(big)
 
 
 def output_plan(prep: Prepared, plan: Plan) -> Plan:
-    """The grain-scale ``plan`` drawn on the output grid (windows of ``patch / f`` cells)."""
-    if prep.f == 1.0:
+    """The grain-scale ``plan`` drawn on the output grid (windows of ``patch / f`` cells; on a
+    stretched grid, rectangles)."""
+    fr, fc = prep.factors
+    if fr == fc == 1.0:
         return Plan(canvas=plan.canvas, patch=plan.patch, input_box=prep.box, windows=plan.windows, waves=plan.waves)
-    f = prep.f
-    return Plan(canvas=prep.size, patch=int(round(plan.patch / f)), input_box=prep.box,
-                windows=[(int(round(r / f)), int(round(c / f))) for r, c in plan.windows], waves=plan.waves)
+    pr, pc = int(round(plan.patch / fr)), int(round(plan.patch / fc))
+    return Plan(canvas=prep.size, patch=pr, input_box=prep.box, patch_cols=None if pc == pr else pc,
+                windows=[(int(round(r / fr)), int(round(c / fc))) for r, c in plan.windows], waves=plan.waves)
 
 
 def fit_window(window: int | None, patch: int, grid) -> int:
@@ -541,7 +607,7 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         field = field.copy()
         field[r0:r0 + hs, c0:c0 + ws] = distance_field(prep.grid_labels)
     if prep.f != 1.0 or labels.shape != (R, C):
-        if prep.f < 1.0:
+        if min(prep.factors) < 1.0:
             out = _upsample_labels(labels, field, (R, C))
         else:
             out = resize_nearest(labels, (R, C))
@@ -584,7 +650,7 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         # (the input's whole grains, or the metrics), on its grid f times finer
         out = _restore_to_target(before, out, pin, prep.model_cond, scale=prep.f)
         if SPLIT_TAIL_AFTER:
-            out, _ = split_tail(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed)
+            out, _ = split_tail(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed, frame=prep.stretch)
         out = _merge_small(out, fixed, min_area)
     _, out = np.unique(out, return_inverse=True)
     out = out.reshape(R, C)
@@ -613,7 +679,7 @@ def extend_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = 
     win = fit_window(window, pipe.patch, prep.grid)
     plan = make_plan(prep.grid, win, prep.grid_box, overlap=overlap)
     key = _key(size=prep.size, place=place, seed=seed, steps=steps, sampler=sampler, guidance=guidance,
-               resample=resample, overlap=overlap, f=prep.f, decode=getattr(pipe, "decode_options", {}), window=win,
+               resample=resample, overlap=overlap, f=prep.f, stretch=list(prep.stretch), decode=getattr(pipe, "decode_options", {}), window=win,
                resample_input_only=resample_input_only,
                guidance_until=guidance_until,
                cond=hashlib.sha1(np.nan_to_num(prep.model_cond).tobytes()).hexdigest(),

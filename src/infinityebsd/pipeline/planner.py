@@ -36,10 +36,12 @@ class Plan:
     Attributes
     ----------
     canvas : (rows, cols) of the map to generate.
-    patch : window size in cells.
+    patch : window size in cells (rows; columns too unless ``patch_cols`` is set).
     input_box : (row0, col0, rows, cols) of the input on the canvas, or None.
     windows : list of (row0, col0) window origins.
     waves : list of lists of window indices, in generation order.
+    patch_cols : window width in cells where it differs from ``patch`` (a plan drawn back on the output
+        grid from a grid stretched along one axis), else None.
     """
 
     canvas: tuple[int, int]
@@ -47,11 +49,19 @@ class Plan:
     input_box: tuple[int, int, int, int] | None
     windows: list = field(default_factory=list)
     waves: list = field(default_factory=list)
+    patch_cols: int | None = None
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        """(rows, cols) of a window."""
+        return self.patch, self.patch if self.patch_cols is None else self.patch_cols
 
     def to_json(self) -> str:
         d = asdict(self)
         d["windows"] = [list(map(int, w)) for w in self.windows]
         d["waves"] = [list(map(int, w)) for w in self.waves]
+        if self.patch_cols is None:
+            del d["patch_cols"]
         return json.dumps(d)
 
     @classmethod
@@ -59,7 +69,8 @@ class Plan:
         d = json.loads(text)
         box = tuple(d["input_box"]) if d.get("input_box") else None
         return cls(canvas=tuple(d["canvas"]), patch=int(d["patch"]), input_box=box,
-                   windows=[tuple(w) for w in d["windows"]], waves=[list(w) for w in d["waves"]])
+                   windows=[tuple(w) for w in d["windows"]], waves=[list(w) for w in d["waves"]],
+                   patch_cols=int(d["patch_cols"]) if d.get("patch_cols") is not None else None)
 
     @property
     def n_windows(self) -> int:
@@ -178,5 +189,7 @@ def _window(a, origin, patch):
 def describe(plan: Plan) -> str:
     """A few lines a user can read: canvas, windows, waves and their sizes."""
     sizes = [len(w) for w in plan.waves]
-    return (f"canvas {plan.canvas[0]}x{plan.canvas[1]}, window {plan.patch}, input box {plan.input_box}; "
+    pr, pc = plan.window_shape
+    win = f"{pr}" if pr == pc else f"{pr}x{pc}"
+    return (f"canvas {plan.canvas[0]}x{plan.canvas[1]}, window {win}, input box {plan.input_box}; "
             f"{plan.n_windows} windows in {len(plan.waves)} waves (largest wave {max(sizes)})")
