@@ -659,3 +659,57 @@ def test_elongated_input_is_extended_on_a_stretched_grid(tiny_model):
     assert res.plan == plan
     r0, c0, h, w = res.input_box
     assert np.allclose(res.map.euler[r0:r0 + h, c0:c0 + w], clean(m).euler)
+
+
+def test_halving_cuts_each_grain_across_its_long_axis():
+    """Rectangles 2:1 and a tilted ellipse: each is cut into two equal halves, the line between the
+    halves' centroids along the grain's long axis; other grains are untouched."""
+    from infinityebsd.pipeline.morph_extend import _halve_grains
+
+    lab = np.zeros((40, 80), np.int64)
+    lab[:, 40:] = 1                      # 40 x 40 square (kept) beside a 40 x 40 ... split below
+    lab[:20, :40] = 2                    # 20 x 40: long along the columns
+    r, c = np.indices(lab.shape)
+    t = np.deg2rad(30.0)                 # an ellipse 30 deg from the row axis, semi-axes 16 and 6
+    u, v = (r - 20) * np.cos(t) + (c - 60) * np.sin(t), -(r - 20) * np.sin(t) + (c - 60) * np.cos(t)
+    lab[(u / 16) ** 2 + (v / 6) ** 2 <= 1] = 3
+    out = _halve_grains(lab, np.array([2, 3]))
+    assert np.array_equal(out[lab < 2], lab[lab < 2])
+    new = np.setdiff1d(np.unique(out), np.unique(lab))
+    assert len(new) == 2
+    for g in (2, 3):
+        pieces = np.unique(out[lab == g])
+        assert len(pieces) == 2
+        cen = np.array([[r[out == p].mean(), c[out == p].mean()] for p in pieces])
+        sizes = [int((out == p).sum()) for p in pieces]
+        assert abs(sizes[0] - sizes[1]) <= 0.06 * sum(sizes)
+        d = cen[1] - cen[0]
+        axis = np.array([0.0, 1.0]) if g == 2 else np.array([np.cos(t), np.sin(t)])
+        assert abs(d @ axis) / np.linalg.norm(d) > 0.98
+
+
+def test_split_to_count_brings_the_mean_grain_area_to_the_targets():
+    """Generated grains from grain growth of mean ECD 12 where the target's grew to 10: the generated
+    region is split until its mean grain area is the target map's (measured on its labels); a finer
+    map than the target, and protected grains, are left as they are."""
+    from infinityebsd.pipeline.morph_extend import split_to_count
+    from infinityebsd.train.morph import morph_conditioning
+
+    target = grain_growth_labels((384, 384), 10, rng=3, workers=1)
+    cond = morph_conditioning(target)
+    target_area = target.size / len(np.unique(target))
+    finer = grain_growth_labels((256, 256), 7, rng=4, workers=1)
+    same, n0 = split_to_count(finer, np.zeros(finer.shape, bool), cond)
+    assert n0 == 0 and np.array_equal(same, finer)
+    labels = grain_growth_labels((384, 384), 12, rng=5, workers=1)
+    protected = np.zeros(labels.shape, bool)
+    protected[:40, :40] = True
+    held = np.isin(labels, np.unique(labels[protected]))
+    out, n = split_to_count(labels, protected, cond)
+    assert n > 0
+    free = ~held
+    before = free.sum() / len(np.unique(labels[free]))
+    after = free.sum() / len(np.unique(out[free]))
+    assert before > 1.3 * target_area
+    assert after == pytest.approx(target_area, rel=0.05)
+    assert np.array_equal(out[held], labels[held])
