@@ -182,7 +182,8 @@ def frame_stretch(in_labels: np.ndarray, min_aspect: float | None = None) -> tup
     additively manufactured 316L map rounder than they are), and an affinely stretched equiaxed
     structure is what a rolled or directionally grown one looks like. (1, 1, a, angle) when the
     grains are less elongated than ``min_aspect``, or the stretch leaves them more than √a
-    elongated (long axis over about 10° from a map axis: the stretch mostly shears them)."""
+    elongated (long axis more than about 12° from a map axis: the stretch mostly shears them).
+    :func:`prepare` uses it when the target is read from the input, not when metrics are given."""
     min_aspect = ISOTROPIC_FRAME_ASPECT if min_aspect is None else min_aspect
     t = input_targets(in_labels)
     a, ang = float(t["aspect"]), float(t["angle_deg"]) % 180.0
@@ -220,14 +221,12 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
         log(f"input median grain size {med:.1f} cells lies outside the model's range "
             f"{size_range[0]:g}-{size_range[1]:g}: generating on a grid rescaled by {f:.2f} and resampling back")
     sr = sc = 1.0
-    if cond is None:
-        sr, sc, a, ang = frame_stretch(g.labels)
-        hs, ws = int(round(h * f * sr)), int(round(w * f * sc))
-        if sr != 1.0 and min(hs, ws) >= patch // 2:
+    if cond is None:  # the target is the input's own: its grains' shape may stretch the grid
+        r, c, a, ang = frame_stretch(g.labels)
+        if r != 1.0 and min(round(h * f * r), round(w * f * c)) >= patch // 2:
+            sr, sc = r, c
             log(f"the input's grains are elongated {a:.1f}:1, {ang:.0f} deg from X: generating on a grid stretched "
                 f"{max(sr, sc):.2f}x across them, where they are about equiaxed")
-        else:
-            sr = sc = 1.0
     hs, ws = int(round(h * f * sr)), int(round(w * f * sc))
     if min(hs, ws) < patch // 2:
         need = int(np.ceil(patch / 2 / f))
