@@ -685,3 +685,34 @@ def test_target_without_disorientations_leaves_boundaries_to_the_texture():
                                    disorientation_angle(q[:-1].reshape(-1, 4), q[1:].reshape(-1, 4))]))
     assert mackenzie_w1(d) < 1.5  # degrees; the Mackenzie mean is 40.7°
     assert abs(d.mean() - 40.7) < 1.0
+
+
+def test_new_grains_keep_the_sizes_their_orientations_go_with():
+    """A known half whose small grains are all near the cube orientation (half the grains, far less
+    of the area) and whose large grains are random: the generated half, with the same size mix,
+    gets the cube family on about the same share of its area as the known half has, not on half
+    of it as drawing regardless of size would give; by number it stays about half."""
+    from infinityebsd.crystal import random_quat, quat_to_euler
+    from infinityebsd.data.synth import grain_growth_labels
+    from infinityebsd.pipeline.crystallography import orientations_for_labels
+
+    rng = np.random.default_rng(7)
+    lab = grain_growth_labels((160, 320), 12, rng=7, workers=1)
+    n = int(lab.max()) + 1
+    known = np.zeros(lab.shape, bool)
+    known[:, :160] = True
+    area = np.bincount(lab.ravel(), minlength=n)
+    small = area < np.median(area[np.unique(lab[known])])
+    eul = quat_to_euler(random_quat(n, rng))
+    eul[small] = np.stack([rng.uniform(0, 2 * np.pi, small.sum()), np.zeros(small.sum()), np.zeros(small.sum())], 1)
+    known_euler = eul[lab]
+    out = orientations_for_labels(lab, known, known_euler, seed=3)
+    cube = out[..., 1] < 1e-6                      # Φ = 0: the cube family (random grains: never)
+    in_known = np.isin(lab, np.unique(lab[known]))  # grains with known cells keep theirs
+    new = ~in_known
+    share_known, share_new = cube[in_known].mean(), cube[new].mean()
+    assert share_known < 0.3
+    assert abs(share_new - share_known) < 0.08
+    new_grains = np.unique(lab[new])
+    first = np.array([np.flatnonzero(lab.ravel() == g)[0] for g in new_grains])
+    assert 0.35 < cube.ravel()[first].mean() < 0.65

@@ -68,9 +68,41 @@ def target_disorientation_hist(C: np.ndarray | None = None, target_deg: np.ndarr
     return h / max(h.sum(), 1e-12)
 
 
+RANK_WIDTH = 0.2
+"""Width, as a fraction of the grains, of the size-rank window within which a new grain draws its
+orientation and swaps it (:func:`size_rank_draw`)."""
+
+
+def size_quantiles(area: np.ndarray, rng) -> np.ndarray:
+    """Each grain's size rank as a quantile in (0, 1), ties broken at random."""
+    area = np.asarray(area, np.float64)
+    n = len(area)
+    order = np.lexsort((rng.random(n), area))
+    q = np.empty(n)
+    q[order] = (np.arange(n) + 0.5) / max(n, 1)
+    return q
+
+
+def size_rank_draw(quantile: np.ndarray, target_area: np.ndarray, rng, width: float = RANK_WIDTH) -> np.ndarray:
+    """Indices of target grains for new grains at size quantiles ``quantile``: the target grain at
+    the same quantile of the target's sizes, give or take ``width / 2`` (uniform, reflected at the
+    ends, so that every target grain is drawn equally often on average, as a plain draw would).
+
+    Orientation and size go together in real maps: the 316L map's grains within 15° of ⟨001⟩‖Z are
+    26 % of its grains but 3 % of its area (small ones, median 16 cells against 100). Drawn
+    regardless of size, they took 21 % of the generated area, and the map came out visibly redder."""
+    order = np.argsort(np.asarray(target_area, np.float64), kind="stable")
+    k = len(order)
+    q = np.asarray(quantile, np.float64) + (rng.random(len(quantile)) - 0.5) * width
+    q = np.abs(q)
+    q = np.where(q > 1.0, 2.0 - q, q)
+    return order[np.minimum((q * k).astype(np.int64), k - 1)]
+
+
 def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndarray, target_hist: np.ndarray,
                           target_quat: np.ndarray | None = None, C: np.ndarray | None = None,
-                          swaps: int | None = None, seed: int = 0) -> np.ndarray:
+                          swaps: int | None = None, seed: int = 0, area: np.ndarray | None = None,
+                          target_area: np.ndarray | None = None) -> np.ndarray:
     """New orientations (n, 4) for the grains; only ``editable`` grains change.
 
     Parameters
@@ -81,13 +113,22 @@ def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndar
     target_hist : unit-sum histogram of boundary disorientations on 1° bins (0–63°).
     target_quat : (k, 4) target grain orientations to draw from; else ``C``'s marginals are used.
     swaps : number of swap trials (default 20 per editable grain).
+    area, target_area : (n,) and (k,) grain areas; with both, a new grain draws from target grains of
+        about its size rank (:func:`size_rank_draw`) and swaps only with new grains of about its
+        size rank, so orientations keep the sizes they go with.
     """
     rng = np.random.default_rng(seed)
     q = np.array(quat, dtype=np.float64)
     idx = np.flatnonzero(editable)
     if len(idx) == 0 or len(pairs) == 0:
         return q
-    if target_quat is not None and len(target_quat):
+    by_size = target_quat is not None and area is not None and target_area is not None and len(target_area) == len(target_quat)
+    if by_size:
+        qnt = size_quantiles(np.asarray(area)[idx], rng)
+        q[idx] = np.asarray(target_quat)[size_rank_draw(qnt, target_area, rng)]
+        idx = idx[np.argsort(qnt)]  # by size, so that swap partners are near in rank
+        reach = max(1, int(RANK_WIDTH / 2 * len(idx)))
+    elif target_quat is not None and len(target_quat):
         q[idx] = np.asarray(target_quat)[rng.integers(0, len(target_quat), len(idx))]
     elif C is not None:
         q[idx] = sample_from_tensor(C, len(idx), rng)
@@ -105,7 +146,11 @@ def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndar
     swaps = 20 * len(idx) if swaps is None else swaps
     bins_of = lambda x: np.clip(np.searchsorted(BINS, x, side="right") - 1, 0, len(BINS) - 2)  # noqa: E731
     for _ in range(swaps):  # a loop over trials, each touching a handful of boundaries
-        g1, g2 = idx[rng.integers(0, len(idx), 2)]
+        if by_size:
+            i1 = int(rng.integers(0, len(idx)))
+            g1, g2 = idx[i1], idx[min(max(i1 + int(rng.integers(-reach, reach + 1)), 0), len(idx) - 1)]
+        else:
+            g1, g2 = idx[rng.integers(0, len(idx), 2)]
         if g1 == g2:
             continue
         bnd = np.union1d(inc.indices[inc.indptr[g1]:inc.indptr[g1 + 1]], inc.indices[inc.indptr[g2]:inc.indptr[g2 + 1]])
@@ -165,8 +210,10 @@ def _modal_orientation(labels_known: np.ndarray, euler_known: np.ndarray, n: int
     return has, out
 
 
-def _separate(quat, pairs, editable, min_deg, target_quat, cond, rng, rounds: int = 30):
-    """Redraw new grains that sit closer than ``min_deg`` (or Σ3) to a neighbour."""
+def _separate(quat, pairs, editable, min_deg, target_quat, cond, rng, rounds: int = 30, quantile=None,
+              target_area=None):
+    """Redraw new grains that sit closer than ``min_deg`` (or Σ3) to a neighbour (from target grains
+    of about their size rank when ``quantile``, per grain, and ``target_area`` are given)."""
     from ..crystal import is_sigma3, random_quat
 
     q = quat.copy()
@@ -180,7 +227,9 @@ def _separate(quat, pairs, editable, min_deg, target_quat, cond, rng, rounds: in
         # redraw an editable end of each bad pair (either, at random, when both are)
         pick_a = editable[a[bad]] & (~editable[b[bad]] | (rng.random(int(bad.sum())) < 0.5))
         g = np.unique(np.where(pick_a, a[bad], b[bad]))
-        if target_quat is not None and len(target_quat):
+        if target_quat is not None and len(target_quat) and quantile is not None and target_area is not None:
+            q[g] = np.asarray(target_quat)[size_rank_draw(quantile[g], target_area, rng)]
+        elif target_quat is not None and len(target_quat):
             q[g] = np.asarray(target_quat)[rng.integers(0, len(target_quat), len(g))]
         elif cond is not None:
             q[g] = sample_from_tensor(np.asarray(cond), len(g), rng)
@@ -192,7 +241,8 @@ def _separate(quat, pairs, editable, min_deg, target_quat, cond, rng, rounds: in
 def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: np.ndarray, cond=None,
                             target_quat: np.ndarray | None = None,
                             target_disorientation_deg: np.ndarray | None = None, seed: int = 0,
-                            swaps: int | None = None, min_neighbour_deg: float | None = None) -> np.ndarray:
+                            swaps: int | None = None, min_neighbour_deg: float | None = None,
+                            target_area: np.ndarray | None = None) -> np.ndarray:
     """Bunge angles (H, W, 3) for a complete grain label map, keeping what is known.
 
     Parameters
@@ -209,6 +259,10 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
     min_neighbour_deg : if given, new grains closer than this to a neighbour, or Σ3-related to it, are
         redrawn from the same source (up to 30 rounds), so that cleaning (10°, twins merged) does not
         merge them; a cleaned target has no such boundaries either.
+    target_area : (k,) areas of the ``target_quat`` grains; with it a new grain's orientation comes
+        from target grains of about its size rank (:func:`size_rank_draw`), so a texture carried by
+        small grains stays on small grains. Without ``target_quat`` the known grains' own areas are
+        used.
 
     Every grain with known cells takes the orientation found most often among them (known cells
     keep exactly their own); every other grain gets one orientation from :func:`match_crystallography`
@@ -232,8 +286,12 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
     editable = ~has
     rng = np.random.default_rng(seed)
     if editable.any():
+        area = np.bincount(lab.ravel(), minlength=n)
         if target_quat is None or len(target_quat) == 0:
             target_quat = quat[has] if cond is None and has.any() else None
+            target_area = np.bincount(lab[known], minlength=n)[has] if target_quat is not None else None
+        if target_area is not None and (target_quat is None or len(target_area) != len(target_quat)):
+            target_area = None
         if target_disorientation_deg is None and cond is None and len(pairs):
             both = has[pairs[:, 0]] & has[pairs[:, 1]]
             if both.any():
@@ -251,9 +309,15 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
             quat = match_crystallography(pairs, quat, editable,
                                          hist if hist is not None else np.zeros(len(BINS) - 1),
                                          target_quat=target_quat, C=None if cond is None else np.asarray(cond),
-                                         swaps=0 if hist is None else swaps, seed=int(rng.integers(1 << 31)))
+                                         swaps=0 if hist is None else swaps, seed=int(rng.integers(1 << 31)),
+                                         area=area, target_area=target_area)
         if min_neighbour_deg is not None and len(pairs):
-            quat = _separate(quat, pairs, editable, min_neighbour_deg, target_quat, cond, rng)
+            quantile = None
+            if target_area is not None:
+                quantile = np.zeros(n)
+                quantile[editable] = size_quantiles(area[editable], rng)
+            quat = _separate(quat, pairs, editable, min_neighbour_deg, target_quat, cond, rng,
+                             quantile=quantile, target_area=target_area)
     eul = np.empty((n, 3))
     eul[has] = grain_eul[has]
     if editable.any():

@@ -799,6 +799,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     box = None
     in_labels = None
     density = None
+    target_area = None
     shape_spread = 0.0
     if match not in ("density", "count"):
         raise ValueError(f"match must be 'density' or 'count', not {match!r}")
@@ -825,6 +826,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
             shape_spread = t["shape_spread"]
         if target_quat is None:
             target_quat = g.quat
+            target_area = np.bincount(g.labels.ravel(), minlength=len(g.quat))
         if target_disorientation_deg is None:
             target_disorientation_deg = grain_table(g.labels, g.quat).disorientation_deg
         box = place_input((R, C), (h, w), place)
@@ -917,7 +919,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         known_euler[r0:r0 + h, c0:c0 + w] = input_clean.euler
     euler = orientations_for_labels(labels, known, known_euler, cond=None if input_clean is not None else cond,
                                     target_quat=target_quat, target_disorientation_deg=target_disorientation_deg,
-                                    seed=seed, min_neighbour_deg=10.5)
+                                    seed=seed, min_neighbour_deg=10.5, target_area=target_area)
     if postprocess_map:
         euler = postprocess(euler, box, input_clean)
     ref = input_clean

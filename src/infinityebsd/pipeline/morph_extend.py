@@ -713,7 +713,8 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         out = _merge_small(out, fixed, min_area)
     _, out = np.unique(out, return_inverse=True)
     out = out.reshape(R, C)
-    euler = orientations_for_labels(out, fixed, known_euler, cond=prep.cond, target_quat=prep.input_quat,
+    t_area = None if prep.input_labels is None else np.bincount(prep.input_labels.ravel(), minlength=len(prep.input_quat))
+    euler = orientations_for_labels(out, fixed, known_euler, cond=prep.cond, target_quat=prep.input_quat, target_area=t_area,
                                     target_disorientation_deg=prep.input_disorientation_deg, seed=seed,
                                     min_neighbour_deg=10.0)
     ref = prep.input_clean
