@@ -101,7 +101,7 @@ def size_rank_draw(quantile: np.ndarray, target_area: np.ndarray, rng, width: fl
 
 def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndarray, target_hist: np.ndarray,
                           target_quat: np.ndarray | None = None, C: np.ndarray | None = None,
-                          swaps: int | None = None, seed: int = 0, area: np.ndarray | None = None,
+                          swaps: int | None = None, seed: int = 0, quantile: np.ndarray | None = None,
                           target_area: np.ndarray | None = None) -> np.ndarray:
     """New orientations (n, 4) for the grains; only ``editable`` grains change.
 
@@ -113,18 +113,21 @@ def match_crystallography(pairs: np.ndarray, quat: np.ndarray, editable: np.ndar
     target_hist : unit-sum histogram of boundary disorientations on 1° bins (0–63°).
     target_quat : (k, 4) target grain orientations to draw from; else ``C``'s marginals are used.
     swaps : number of swap trials (default 20 per editable grain).
-    area, target_area : (n,) and (k,) grain areas; with both, a new grain draws from target grains of
-        about its size rank (:func:`size_rank_draw`) and swaps only with new grains of about its
-        size rank, so orientations keep the sizes they go with.
+    quantile, target_area : (n,) size quantiles of the grains among the editable ones
+        (:func:`size_quantiles`; only editable grains' are read) and (k,) areas of the target grains;
+        with both, a new grain draws from target grains of about its size rank
+        (:func:`size_rank_draw`) and swaps only with new grains of about its size rank, so
+        orientations keep the sizes they go with.
     """
     rng = np.random.default_rng(seed)
     q = np.array(quat, dtype=np.float64)
     idx = np.flatnonzero(editable)
     if len(idx) == 0 or len(pairs) == 0:
         return q
-    by_size = target_quat is not None and area is not None and target_area is not None and len(target_area) == len(target_quat)
+    by_size = (target_quat is not None and quantile is not None and target_area is not None
+               and len(target_area) == len(target_quat))
     if by_size:
-        qnt = size_quantiles(np.asarray(area)[idx], rng)
+        qnt = np.asarray(quantile)[idx]
         q[idx] = np.asarray(target_quat)[size_rank_draw(qnt, target_area, rng)]
         idx = idx[np.argsort(qnt)]  # by size, so that swap partners are near in rank
         reach = max(1, int(RANK_WIDTH / 2 * len(idx)))
@@ -286,12 +289,15 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
     editable = ~has
     rng = np.random.default_rng(seed)
     if editable.any():
-        area = np.bincount(lab.ravel(), minlength=n)
         if target_quat is None or len(target_quat) == 0:
             target_quat = quat[has] if cond is None and has.any() else None
             target_area = np.bincount(lab[known], minlength=n)[has] if target_quat is not None else None
         if target_area is not None and (target_quat is None or len(target_area) != len(target_quat)):
             target_area = None
+        quantile = None
+        if target_area is not None:  # the new grains' size ranks, for the draws and the swaps alike
+            quantile = np.zeros(n)
+            quantile[editable] = size_quantiles(np.bincount(lab.ravel(), minlength=n)[editable], rng)
         if target_disorientation_deg is None and cond is None and len(pairs):
             both = has[pairs[:, 0]] & has[pairs[:, 1]]
             if both.any():
@@ -310,12 +316,8 @@ def orientations_for_labels(labels: np.ndarray, known: np.ndarray, known_euler: 
                                          hist if hist is not None else np.zeros(len(BINS) - 1),
                                          target_quat=target_quat, C=None if cond is None else np.asarray(cond),
                                          swaps=0 if hist is None else swaps, seed=int(rng.integers(1 << 31)),
-                                         area=area, target_area=target_area)
+                                         quantile=quantile, target_area=target_area)
         if min_neighbour_deg is not None and len(pairs):
-            quantile = None
-            if target_area is not None:
-                quantile = np.zeros(n)
-                quantile[editable] = size_quantiles(area[editable], rng)
             quat = _separate(quat, pairs, editable, min_neighbour_deg, target_quat, cond, rng,
                              quantile=quantile, target_area=target_area)
     eul = np.empty((n, 3))
