@@ -688,16 +688,59 @@ def test_halving_cuts_each_grain_across_its_long_axis():
         assert abs(d @ axis) / np.linalg.norm(d) > 0.98
 
 
+def test_halves_of_an_ellipse_have_the_analytic_inertia_ratio():
+    """An ellipse of inertia ratio I cut across its long axis gives halves of ratio
+    (1/4 - 16/(9 pi^2)) / (1/4) I = 0.280 I; cut along it, I / 0.280 (the same cut of the ellipse
+    turned by 90 degrees)."""
+    from infinityebsd.metrics import grain_table
+    from infinityebsd.pipeline.morph_extend import HALF_INERTIA, _halve_grains
+
+    k = (0.25 - 16 / (9 * np.pi**2)) / 0.25
+    assert HALF_INERTIA == pytest.approx(k, abs=0.01)
+    r, c = np.indices((160, 160))
+    t = np.deg2rad(25.0)
+    u, v = (r - 80) * np.cos(t) + (c - 80) * np.sin(t), -(r - 80) * np.sin(t) + (c - 80) * np.cos(t)
+    lab = np.zeros((160, 160), np.int64)
+    lab[(u / 60) ** 2 + (v / 30) ** 2 <= 1] = 1                    # I = (60/30)^2 = 4
+    quat = np.tile([1.0, 0, 0, 0], (3, 1))
+    whole = grain_table(lab, quat[:2]).inertia_ratio[1]
+    assert whole == pytest.approx(4.0, rel=0.02)
+    for along, want in ((False, max(k * whole, 1 / (k * whole))), (True, whole / k)):
+        out = _halve_grains(lab, np.array([1]), np.array([along]))
+        assert len(np.unique(out)) == 3
+        ratios = grain_table(out, quat).inertia_ratio[1:]
+        assert ratios == pytest.approx([want, want], rel=0.04)
+
+
+def test_frame_count_leaves_out_the_grains_on_the_first_row_and_column():
+    """Square grains 8x8 tiling a 32x32 map: a counting frame counts the 3x3 not on row 0 or
+    column 0, so cells per counted grain is the map's 1024 / 9, as many frames tiled would give."""
+    from infinityebsd.pipeline.morph_extend import frame_count
+
+    lab = (np.arange(32)[:, None] // 8) * 4 + np.arange(32)[None, :] // 8
+    assert frame_count(lab, np.ones(16, bool)) == 9
+    sel = np.zeros(16, bool)
+    sel[[0, 5, 6, 15]] = True                                        # 0 touches both edges
+    assert frame_count(lab, sel) == 3
+
+
 def test_split_to_count_brings_the_mean_grain_area_to_the_targets():
     """Generated grains from grain growth of mean ECD 12 where the target's grew to 10: the generated
-    region is split until its mean grain area is the target map's (measured on its labels); a finer
+    region is split until its mean grain area is the target map's (measured on its labels; held to
+    a count per area, as a counting frame counts grains on both maps); a finer
     map than the target, and protected grains, are left as they are."""
     from infinityebsd.pipeline.morph_extend import split_to_count
     from infinityebsd.train.morph import morph_conditioning
 
+    def frame_grains(lab, grains):
+        # a counting frame: grains touching the first row or column are another frame's
+        edge = np.unique(np.concatenate([lab[0], lab[:, 0]]))
+        return len(np.setdiff1d(grains, edge))
+
     target = grain_growth_labels((384, 384), 10, rng=3, workers=1)
     cond = morph_conditioning(target)
     target_area = target.size / len(np.unique(target))
+    frame_area = target.size / frame_grains(target, np.unique(target))
     finer = grain_growth_labels((256, 256), 7, rng=4, workers=1)
     same, n0 = split_to_count(finer, np.zeros(finer.shape, bool), cond)
     assert n0 == 0 and np.array_equal(same, finer)
@@ -712,4 +755,9 @@ def test_split_to_count_brings_the_mean_grain_area_to_the_targets():
     after = free.sum() / len(np.unique(out[free]))
     assert before > 1.3 * target_area
     assert after == pytest.approx(target_area, rel=0.05)
+    assert np.array_equal(out[held], labels[held])
+    # held to a count per area (an input's), grains are counted as a counting frame counts them
+    out, n = split_to_count(labels, protected, cond, area_mean=frame_area)
+    assert n > 0
+    assert free.sum() / frame_grains(out, np.unique(out[free])) == pytest.approx(frame_area, rel=0.03)
     assert np.array_equal(out[held], labels[held])
