@@ -761,3 +761,30 @@ def test_split_to_count_brings_the_mean_grain_area_to_the_targets():
     assert n > 0
     assert free.sum() / frame_grains(out, np.unique(out[free])) == pytest.approx(frame_area, rel=0.03)
     assert np.array_equal(out[held], labels[held])
+
+
+def test_cut_relaxation_moves_the_cuts_and_holds_small_neighbours():
+    """Grain-growth grains, the largest dozen halved by straight cuts: two steps of flow on the cut
+    grains and their neighbours of at least median area keep every half as a grain, move the cuts,
+    and leave every cell of the pinned grains and of the small neighbours in its grain."""
+    from infinityebsd.pipeline.morph_extend import _halve_grains, _relax_cuts
+
+    pre = grain_growth_labels((160, 160), 14, rng=7, workers=1).astype(np.int64)
+    big = np.argsort(-np.bincount(pre.ravel()))[:12]
+    cut = _halve_grains(pre, big)
+    halves = np.unique(cut[np.isin(pre, big)])
+    corner = np.zeros(pre.shape, bool)
+    corner[:30, :30] = True
+    pinned = np.setdiff1d(np.unique(cut[corner]), halves)
+    pin = np.isin(cut, pinned)
+    out = _relax_cuts(pre, cut, pin, {"aspect": 1.0, "angle_deg": 0.0}, seed=0)
+    assert len(np.unique(out)) == len(np.unique(cut))              # no grain vanished
+    # the flow renumbers grains: follow each cut-map grain to the output label most of it has
+    to = {g: np.bincount(out[cut == g]).argmax() for g in np.unique(cut)}
+    assert len(set(to.values())) == len(to)                          # halves stay apart
+    area = np.bincount(cut.ravel())
+    small = np.flatnonzero((area > 0) & (area < np.median(area[area > 0])))
+    for g in np.union1d(pinned, np.setdiff1d(small, halves)):
+        assert np.all(out[cut == g] == to[g])
+    moved = sum(int((out[cut == h] != to[h]).sum()) for h in halves)
+    assert moved > 0.02 * np.isin(cut, halves).sum()

@@ -54,6 +54,13 @@ RELAX_STEPS = 2
 """Threshold-dynamics steps of curvature flow on the generated grains after segmentation
 (:func:`.growth.relax`; see :func:`finish`); 0 keeps the network's boundaries as segmented."""
 
+SPLIT_RELAX = 2
+"""Steps of curvature flow on the grains :func:`split_to_count` cut and their neighbours of at least
+the median area (everything else held): a straight cut meets the grain's sides at right angles in two
+T-junctions, which the eye picks out at once; two steps bend it and open the junctions towards 120°.
+Small neighbours are held: free, three steps removed them (4×, three seeds: size W1/σ 0.27 against
+0.16 with no steps; held, 0.16)."""
+
 SPLIT_TAIL = True
 """Apply :func:`split_tail` to the network's segmented grains on the grain-scale grid."""
 
@@ -724,6 +731,24 @@ def plan_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "c
 
 
 
+def _relax_cuts(pre: np.ndarray, out: np.ndarray, pin: np.ndarray, t: dict, seed: int) -> np.ndarray:
+    """:data:`SPLIT_RELAX` steps of curvature flow (kernel of the shapes ``t``) on the grains the
+    split cut (``pre`` → ``out``) and their neighbours of at least the median area; all else held."""
+    changed = out != pre
+    n = int(out.max()) + 1
+    cut = np.zeros(n, bool)
+    cut[np.unique(out[changed])] = True
+    cut[np.unique(pre[changed])] = True
+    near = cut.copy()
+    for a, b in ((out[:, 1:], out[:, :-1]), (out[1:], out[:-1])):
+        d = a != b
+        near[b[d][cut[a[d]]]] = True
+        near[a[d][cut[b[d]]]] = True
+    area = np.bincount(out.ravel(), minlength=n)
+    near &= cut | (area >= np.median(area[area > 0]))
+    hold = pin | ~near[out]
+    return relax(out, hold, SPLIT_RELAX, t["aspect"], t["angle_deg"], seed)
+
 
 def target_area_mean(prep: Prepared) -> float | None:
     """Mean grain area (output cells) the generated region is held to, or None (generating from
@@ -812,15 +837,18 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
             r0, c0 = max(0, (R - 1024) // 2), max(0, (C - 1024) // 2)
             t = input_targets(np.unique(out[r0:r0 + 1024, c0:c0 + 1024], return_inverse=True)[1].reshape(
                 min(R, 1024), min(C, 1024)))
+        a_mean = target_area_mean(prep)
         before = out
         out = relax(out, pin, RELAX_STEPS, t["aspect"], t["angle_deg"], seed)
         # grains the flow removed come back while the map is coarser than the target the network read
         # (the input's whole grains, or the metrics), on its grid f times finer
-        a_mean = target_area_mean(prep)
         out = _restore_to_target(before, out, pin, prep.model_cond, scale=prep.f, area_mean=a_mean)
         if SPLIT_TO_COUNT:
-            out, _ = split_to_count(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed,
-                                    inertia=target_inertia(prep), area_mean=a_mean)
+            pre = out
+            out, n_cut = split_to_count(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed,
+                                        inertia=target_inertia(prep), area_mean=a_mean)
+            if n_cut and SPLIT_RELAX > 0:
+                out = _relax_cuts(pre, out, pin, t, seed)
         if SPLIT_TAIL_AFTER:
             out, _ = split_tail(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed)
         out = _merge_small(out, fixed, min_area)
