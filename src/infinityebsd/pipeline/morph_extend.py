@@ -125,23 +125,33 @@ def grid_factor(median_ecd: float, size_range) -> float:
     return float(np.sqrt(lo * hi)) / median_ecd
 
 
-def _size_probs(cond) -> np.ndarray | None:
-    """The size row of a conditioning tensor as probabilities over ``axis_values("size")`` (None
-    when the row is missing)."""
-    row = np.asarray(cond, np.float64)[METRIC_NAMES.index("size")]
+def _probs(cond, name: str) -> np.ndarray | None:
+    """A conditioning tensor's ``name`` row as probabilities over ``axis_values(name)`` (None when
+    the row is missing)."""
+    row = np.asarray(cond, np.float64)[METRIC_NAMES.index(name)]
     if not np.isfinite(row).all() or row.sum() <= 0:
         return None
     return row / row.sum()
 
 
-def median_ecd_of_cond(cond) -> float:
-    """The median grain ECD (cells) of a conditioning tensor's size row (NaN if not given)."""
-    p = _size_probs(cond)
+def _size_probs(cond) -> np.ndarray | None:
+    """The size row of a conditioning tensor as probabilities over ``axis_values("size")``."""
+    return _probs(cond, "size")
+
+
+def _median_of(cond, name: str) -> float:
+    """The median of a conditioning tensor's ``name`` row (the bin value the CDF reaches ½ at; NaN
+    when the row is missing)."""
+    p = _probs(cond, name)
     if p is None:
         return float("nan")
-    v = axis_values("size")
-    cdf = np.cumsum(p)
-    return float(v[min(np.searchsorted(cdf, 0.5), len(v) - 1)])
+    v = axis_values(name)
+    return float(v[min(np.searchsorted(np.cumsum(p), 0.5), len(v) - 1)])
+
+
+def median_ecd_of_cond(cond) -> float:
+    """The median grain ECD (cells) of a conditioning tensor's size row (NaN if not given)."""
+    return _median_of(cond, "size")
 
 
 def rescale_cond(cond, f: float) -> np.ndarray:
@@ -414,8 +424,10 @@ def _restore_to_target(before: np.ndarray, after: np.ndarray, pin: np.ndarray, c
     fewer grains than the target's mean grain area implies. Curvature flow makes the small grains
     of a wide size distribution vanish (a third of a nickel-like map's); where the network drew too
     many small grains (segmentation fragments) the count is already at the target and nothing comes
-    back. ``cond`` may be on a grid ``scale`` times finer than the labels (the grain-scale grid)."""
-    frame = area_mean is not None  # an input's count per area: compare like with like
+    back. ``cond`` may be on a grid ``scale`` times finer than the labels (the grain-scale grid).
+    With ``area_mean`` (an input's count per area, :func:`target_area_mean`) the grains are counted
+    as a counting frame counts them (:func:`frame_count`), like with like."""
+    frame = area_mean is not None
     if area_mean is None:
         area_mean = expected_grain_area(cond) / scale**2
     free = ~pin
@@ -550,8 +562,9 @@ def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
 
 def _halve_grains(lab: np.ndarray, grains: np.ndarray, along: np.ndarray | None = None) -> np.ndarray:
     """``lab`` with each of ``grains`` cut in two across its long axis through its centroid (the
-    cut 2-means converges to on a compact grain), all grains at once: a 512→2048 extension halves
-    about a thousand. The piece on the far side gets a new label."""
+    cut 2-means converges to on a compact grain), or along it where ``along`` (one flag per grain
+    of ``grains``) says so; all grains at once: a 512→2048 extension halves about a thousand. The
+    piece on the far side gets a new label."""
     lab = lab.copy()
     flat = lab.ravel()
     grains, first = np.unique(grains, return_index=True)
@@ -608,22 +621,6 @@ def split_tail(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
 HALF_INERTIA = 0.28
 """Inertia ratio of either half of an ellipse cut across its long axis, per unit of the whole's:
 along the axis the half's variance is (1/4 − 16/(9π²)) L² against L²/4, across it the same W²/4."""
-
-
-def _probs(cond, name: str) -> np.ndarray | None:
-    """A conditioning tensor's ``name`` row as probabilities over ``axis_values(name)`` (None when missing)."""
-    row = np.asarray(cond, np.float64)[METRIC_NAMES.index(name)]
-    if not np.isfinite(row).all() or row.sum() <= 0:
-        return None
-    return row / row.sum()
-
-
-def _median_of(cond, name: str) -> float:
-    p = _probs(cond, name)
-    if p is None:
-        return float("nan")
-    v = axis_values(name)
-    return float(v[min(np.searchsorted(np.cumsum(p), 0.5), len(v) - 1)])
 
 
 def _inertia_ratios(lab: np.ndarray, grains: np.ndarray) -> np.ndarray:
@@ -728,7 +725,6 @@ def plan_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "c
     prep = prepare(size, pipe.patch, pipe.model.info.get("grain_size_range_cells"), input_map, cond, place, phase, log)
     win = fit_window(window, pipe.patch, prep.grid)
     return output_plan(prep, make_plan(prep.grid, win, prep.grid_box, overlap=overlap))
-
 
 
 def _relax_cuts(pre: np.ndarray, out: np.ndarray, pin: np.ndarray, t: dict, seed: int) -> np.ndarray:
