@@ -560,6 +560,22 @@ def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
     return lab
 
 
+def _grain_moments(lab: np.ndarray, grains: np.ndarray):
+    """Per grain of ``grains`` (sorted labels): its cells (flat indices), each cell's grain index,
+    offsets from the centroid (dr, dc), cell counts and second-moment sums (irr, icc, irc), all
+    grains at once."""
+    flat = lab.ravel()
+    cells = np.flatnonzero(np.isin(flat, grains))
+    gi = np.searchsorted(grains, flat[cells])
+    m = len(grains)
+    r, c = (x.astype(np.float64) for x in np.divmod(cells, lab.shape[1]))
+    n = np.maximum(np.bincount(gi, minlength=m), 1)
+    mr, mc = np.bincount(gi, r, m) / n, np.bincount(gi, c, m) / n
+    dr, dc = r - mr[gi], c - mc[gi]
+    irr, icc, irc = (np.bincount(gi, x, m) for x in (dr * dr, dc * dc, dr * dc))
+    return cells, gi, dr, dc, n, irr, icc, irc
+
+
 def _halve_grains(lab: np.ndarray, grains: np.ndarray, along: np.ndarray | None = None) -> np.ndarray:
     """``lab`` with each of ``grains`` cut in two across its long axis through its centroid (the
     cut 2-means converges to on a compact grain), or along it where ``along`` (one flag per grain
@@ -569,14 +585,7 @@ def _halve_grains(lab: np.ndarray, grains: np.ndarray, along: np.ndarray | None 
     flat = lab.ravel()
     grains, first = np.unique(grains, return_index=True)
     along = np.zeros(len(grains), bool) if along is None else np.asarray(along, bool)[first]
-    cells = np.flatnonzero(np.isin(flat, grains))
-    gi = np.searchsorted(grains, flat[cells])
-    m = len(grains)
-    r, c = (x.astype(np.float64) for x in np.divmod(cells, lab.shape[1]))
-    n = np.bincount(gi, minlength=m)
-    mr, mc = np.bincount(gi, r, m) / n, np.bincount(gi, c, m) / n
-    dr, dc = r - mr[gi], c - mc[gi]
-    irr, icc, irc = (np.bincount(gi, x, m) for x in (dr * dr, dc * dc, dr * dc))
+    cells, gi, dr, dc, _, irr, icc, irc = _grain_moments(lab, grains)
     theta = 0.5 * np.arctan2(2 * irc, irr - icc)  # long axis, from the row axis
     theta = theta + np.where(along, np.pi / 2, 0.0)  # a cut along the long axis: normal across it
     side = dr * np.cos(theta)[gi] + dc * np.sin(theta)[gi] > 0
@@ -625,17 +634,9 @@ along the axis the half's variance is (1/4 − 16/(9π²)) L² against L²/4, ac
 
 def _inertia_ratios(lab: np.ndarray, grains: np.ndarray) -> np.ndarray:
     """λmax/λmin of the second-moment tensor of each of ``grains`` (sorted labels), vectorised."""
-    flat = lab.ravel()
-    cells = np.flatnonzero(np.isin(flat, grains))
-    gi = np.searchsorted(grains, flat[cells])
-    m = len(grains)
-    r, c = (x.astype(np.float64) for x in np.divmod(cells, lab.shape[1]))
-    n = np.maximum(np.bincount(gi, minlength=m), 1)
-    mr, mc = np.bincount(gi, r, m) / n, np.bincount(gi, c, m) / n
-    dr, dc = r - mr[gi], c - mc[gi]
+    *_, n, irr, icc, irc = _grain_moments(lab, grains)
     # a cell's own second moment (1/12 on each axis) as in the grain table
-    irr, icc = (np.bincount(gi, x, m) / n + 1 / 12 for x in (dr * dr, dc * dc))
-    irc = np.bincount(gi, dr * dc, m) / n
+    irr, icc, irc = irr / n + 1 / 12, icc / n + 1 / 12, irc / n
     half = np.sqrt((irr - icc) ** 2 / 4 + irc ** 2)
     mid = (irr + icc) / 2
     return (mid + half) / np.maximum(mid - half, 1e-12)
