@@ -579,6 +579,44 @@ def test_split_tail_cuts_only_the_excess_of_large_grains():
     assert cc_label(out + 1, connectivity=1).max() == len(np.unique(out))
 
 
+def test_merge_head_merges_only_the_excess_of_small_grains_into_their_neighbour():
+    """8-cell squares, a third of them holding a 2×2 speck, against a target with 10 % of 3×3-cell
+    grains: the target's 5th size percentile lies in its small bin, so every speck falls under it;
+    the specks beyond the binomial bound (mean + 2 SD) go back into the square around them (their
+    only neighbour), the rest and a protected speck stay, and a map without specks is untouched; a
+    target resting on fewer than 20 whole grains merges nothing."""
+    from infinityebsd.metrics import conditioning_tensor
+    from infinityebsd.pipeline.morph_extend import merge_head
+
+    e3, e8 = 2 * np.sqrt(9 / np.pi), 2 * np.sqrt(64 / np.pi)
+    cond = conditioning_tensor({"size": (np.array([e3 - 0.5, e3 + 0.5, e8 - 0.5, e8 + 0.5]),
+                                         np.array([0.1, 0.0, 0.9]) / 2)})
+    squares = _squares((384, 384), 8)
+    same, n0 = merge_head(squares, np.zeros(squares.shape, bool), cond)
+    assert n0 == 0 and np.array_equal(same, squares)
+    rng = np.random.default_rng(1)
+    n_sq = int(squares.max()) + 1
+    speck = np.zeros(n_sq, bool)
+    speck[np.unique(squares)] = rng.random(len(np.unique(squares))) < 1 / 3
+    r, c = np.indices(squares.shape)
+    inside = (r % 8 >= 3) & (r % 8 < 5) & (c % 8 >= 3) & (c % 8 < 5) & speck[squares]
+    lab = np.where(inside, n_sq + squares, squares)
+    protected = np.zeros(lab.shape, bool)
+    first = np.flatnonzero(speck)[0]
+    protected[(squares == first) & inside] = True
+    out, n = merge_head(lab, protected, cond)
+    m = len(np.unique(lab)) - 1  # the protected speck is not generated
+    n_under = int(speck.sum()) - 1
+    assert n == n_under - np.ceil(m * 0.05 + 2 * np.sqrt(m * 0.05 * 0.95)) > 0
+    area = np.bincount(out.ravel())
+    assert np.sum(area == 4) == n_under + 1 - n  # specks left: the protected one and the rest
+    assert np.sum(area == 64) == (~speck[np.unique(squares)]).sum() + n  # each merged speck refills its square
+    assert area[out[protected][0]] == 4
+    # a target measured on fewer than 1/q whole grains has no 5th percentile to hold the map to
+    assert merge_head(lab, protected, cond, n_target=19)[1] == 0
+    assert merge_head(lab, protected, cond, n_target=20)[1] == n
+
+
 # ---------------------------------------------------------------------------------------------
 # Elongated inputs: the stretched (isotropic) frame
 # ---------------------------------------------------------------------------------------------

@@ -64,6 +64,35 @@ def _replay(plan):
     return count, interfere, adjacent
 
 
+def test_window_origins_drop_a_sliver_window_and_keep_the_overlap():
+    """Along one axis: first window at 0, last flush with the edge; windows every ``stride`` cells,
+    unless a window fewer, evenly spread, still shares at least (1 − OVERLAP_GIVE) of the asked
+    overlap, and then no fewer could (checked on many lengths). The 512→2048 grid (868 cells, window
+    128, stride 104) takes 8 windows, not 9; 384 cells keep the stepped 0, 104, 208, 256."""
+    from infinityebsd.pipeline.planner import OVERLAP_GIVE, _origins
+
+    o = _origins(868, 128, 104)
+    assert len(o) == 8 and o[0] == 0 and o[-1] == 740
+    assert _origins(384, 128, 104) == [0, 104, 208, 256]
+    dropped = 0
+    for patch, stride in ((128, 104), (64, 32), (64, 48)):
+        longest = stride + OVERLAP_GIVE * (patch - stride)
+        for length in range(patch + 1, 1200, 7):
+            o = np.array(_origins(length, patch, stride))
+            stepped = sorted(set(range(0, length - patch, stride)) | {length - patch})
+            assert o[0] == 0 and o[-1] == length - patch
+            if list(o) == stepped:
+                continue
+            dropped += 1
+            assert len(o) < len(stepped)
+            gaps = np.diff(o)
+            assert gaps.max() <= np.ceil(longest) and gaps.max() - gaps.min() <= 1
+            if len(o) > 2:  # one window fewer, evenly spread, would share too little
+                assert (length - patch) / (len(o) - 2) > longest
+    assert dropped > 0
+    assert _origins(100, 128, 104) == [0] and _origins(128, 128, 104) == [0]
+
+
 @pytest.mark.parametrize("canvas, inp, place", [
     ((257, 301), (128, 130), "center"), ((64, 1000), (40, 40), "top-left"), ((300, 64), (64, 32), "bottom-right"),
     ((96, 96), (96, 96), "center"), ((333, 333), None, None), ((64, 64), (32, 32), "top-right"),
