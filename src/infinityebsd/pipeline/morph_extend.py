@@ -144,14 +144,32 @@ def _size_probs(cond) -> np.ndarray | None:
     return _probs(cond, "size")
 
 
-def _median_of(cond, name: str) -> float:
-    """The median of a conditioning tensor's ``name`` row (the bin value the CDF reaches ½ at; NaN
-    when the row is missing)."""
+def _quantile_of(cond, name: str, q: float) -> float:
+    """The ``q`` quantile of a conditioning tensor's ``name`` row (the bin value the CDF reaches
+    ``q`` at; NaN when the row is missing)."""
     p = _probs(cond, name)
     if p is None:
         return float("nan")
     v = axis_values(name)
-    return float(v[min(np.searchsorted(np.cumsum(p), 0.5), len(v) - 1)])
+    return float(v[min(np.searchsorted(np.cumsum(p), q), len(v) - 1)])
+
+
+def _median_of(cond, name: str) -> float:
+    """The median of a conditioning tensor's ``name`` row (NaN when the row is missing)."""
+    return _quantile_of(cond, name, 0.5)
+
+
+def _generated(lab: np.ndarray, protected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(area per label, a flag per label: present and without a ``protected`` cell)."""
+    area = np.bincount(lab.ravel())
+    prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
+    return area, (area > 0) & ~prot
+
+
+def _beyond_binomial(k: int, n: int, p: float) -> int:
+    """How many of ``k`` grains exceed what ``n`` draws with probability ``p`` each would give
+    (binomial mean + 2 SD, rounded up)."""
+    return int(k - np.ceil(n * p + 2 * np.sqrt(n * p * (1 - p))))
 
 
 def median_ecd_of_cond(cond) -> float:
@@ -525,9 +543,7 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     lab = np.asarray(labels)
     if not np.isfinite(mu):
         return lab, 0
-    area = np.bincount(lab.ravel())
-    prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
-    gen = (area > 0) & ~prot
+    area, gen = _generated(lab, protected)
     n = int(gen.sum())
     if n == 0:
         return lab, 0
@@ -623,19 +639,13 @@ def split_tail(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
     excess, largest first, is cut in two by :func:`_split_grains`. ``cond`` is the target at the scale
     of ``labels``; grains with a ``protected`` cell are left as they are. Returns (labels, grains split).
     """
-    p = _size_probs(cond)
+    d_q = _quantile_of(cond, "size", q)
     lab = np.asarray(labels)
-    if p is None:
+    if not np.isfinite(d_q):
         return lab, 0
-    d_q = float(axis_values("size")[min(np.searchsorted(np.cumsum(p), q), len(p) - 1)])
-    a_q = np.pi / 4 * d_q ** 2
-    area = np.bincount(lab.ravel())
-    prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
-    gen = (area > 0) & ~prot
-    n = int(gen.sum())
-    expect = n * (1 - q)
-    over = np.flatnonzero(gen & (area > a_q))
-    excess = int(len(over) - np.ceil(expect + 2 * np.sqrt(expect * q)))
+    area, gen = _generated(lab, protected)
+    over = np.flatnonzero(gen & (area > np.pi / 4 * d_q ** 2))
+    excess = _beyond_binomial(len(over), int(gen.sum()), 1 - q)
     if excess <= 0:
         return lab, 0
     big = over[np.argsort(-area[over], kind="stable")][:excess]
@@ -662,18 +672,13 @@ def merge_head(labels: np.ndarray, protected: np.ndarray, cond, q: float = HEAD_
     distribution given as such); under ``1 / q`` of them its ``q`` quantile is only the smallest
     grain's size, and nothing is merged (a 96² crop of a 24-cell map holds 5 whole grains, and a
     "5th percentile" at the median made merge_head take 16 of 41 grains). Returns (labels, grains merged)."""
-    p = _size_probs(cond)
+    d_q = _quantile_of(cond, "size", q)
     lab = np.asarray(labels)
-    if p is None or (n_target is not None and n_target * q < 1):
+    if not np.isfinite(d_q) or (n_target is not None and n_target * q < 1):
         return lab, 0
-    d_q = float(axis_values("size")[min(np.searchsorted(np.cumsum(p), q), len(p) - 1)])
-    area = np.bincount(lab.ravel())
-    prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
-    gen = (area > 0) & ~prot
-    n = int(gen.sum())
-    expect = n * q
+    area, gen = _generated(lab, protected)
     under = np.flatnonzero(gen & (area < np.pi / 4 * d_q ** 2))
-    excess = int(len(under) - np.ceil(expect + 2 * np.sqrt(expect * (1 - q))))
+    excess = _beyond_binomial(len(under), int(gen.sum()), q)
     if excess <= 0:
         return lab, 0
     small = np.zeros(len(area), bool)
@@ -728,9 +733,7 @@ def split_to_count(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 
     p = _size_probs(cond)
     if not np.isfinite(area_mean) or p is None:
         return lab, 0
-    area = np.bincount(lab.ravel())
-    prot = np.bincount(lab[protected].ravel(), minlength=len(area)) > 0
-    gen = (area > 0) & ~prot
+    area, gen = _generated(lab, protected)
     want = int(round(area[gen].sum() / area_mean))
     deficit = want - (frame_count(lab, gen) if frame else int(gen.sum()))
     if deficit <= 0:
@@ -784,7 +787,8 @@ def plan_morph(pipe, input_map: EBSDMap | None, size, cond=None, place: str = "c
 
 def _relax_cuts(pre: np.ndarray, out: np.ndarray, pin: np.ndarray, t: dict, seed: int) -> np.ndarray:
     """:data:`SPLIT_RELAX` steps of curvature flow (kernel of the shapes ``t``) on the grains the
-    split cut (``pre`` → ``out``) and their neighbours of at least the median area; all else held."""
+    merges and splits changed (``pre`` → ``out``) and their neighbours of at least the median area;
+    all else held."""
     changed = out != pre
     n = int(max(out.max(), pre.max())) + 1
     cut = np.zeros(n, bool)
@@ -898,21 +902,22 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         # grains the flow removed come back while the map is coarser than the target the network read
         # (the input's whole grains, or the metrics), on its grid f times finer
         out = _restore_to_target(before, out, pin, prep.model_cond, scale=prep.f, area_mean=a_mean)
+        grid_target = rescale_cond(prep.model_cond, 1.0 / prep.f)  # the network's target, output grid
         if SPLIT_TO_COUNT:
             pre = out
             target, n_whole = output_target(prep)
             n_merged = 0
             if MERGE_HEAD:
                 out, n_merged = merge_head(out, pin, target, n_target=n_whole)
-            out, n_cut = split_to_count(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed,
+            out, n_cut = split_to_count(out, pin, grid_target, seed,
                                         inertia=_median_of(target, "inertia_ratio"), area_mean=a_mean)
             n_tail = 0
             if SPLIT_TAIL_AFTER:
-                out, n_tail = split_tail(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed)
+                out, n_tail = split_tail(out, pin, grid_target, seed)
             if (n_cut or n_merged or n_tail) and SPLIT_RELAX > 0:
                 out = _relax_cuts(pre, out, pin, t, seed)
         elif SPLIT_TAIL_AFTER:
-            out, _ = split_tail(out, pin, rescale_cond(prep.model_cond, 1.0 / prep.f), seed)
+            out, _ = split_tail(out, pin, grid_target, seed)
         out = _merge_small(out, fixed, min_area)
     _, out = np.unique(out, return_inverse=True)
     out = out.reshape(R, C)
