@@ -11,7 +11,7 @@ Part 2, speed: 256→1024 (the demo; batched against one window at a time too), 
 (``--peer``) in the same run for the ratio.
 
 Run: python bench/bench_morph.py [--model DIR] [--size 160] [--maps 3] [--speed demo,1024,2048]
-     [--skip-samplers] [--calibrate] [--settings 1,0,4]
+     [--skip-samplers] [--calibrate] [--settings 1,0,4] [--device cuda] [--batch 8,32]
 """
 
 import argparse
@@ -83,9 +83,18 @@ def main():
     ap.add_argument("--calibrate", action="store_true",
                     help="choose the segmentation thresholds for each sampler setting (calibrate_decoder) "
                          "instead of using the model folder's for all")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="run the model on this device (cuda: bf16 weights, as `extend --device cuda`)")
+    ap.add_argument("--batch", default="8", help="windows per network call in the speed part, e.g. 8,32")
     a = ap.parse_args()
-    pipe = MorphPipeline(load_model(a.model), folder=a.model)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+    if a.device == "cuda":
+        from infinityebsd.cli.generate import load_pipeline
+
+        pipe = load_pipeline(a.model, "cuda")
+        gpu = f"; {torch.cuda.get_device_name(0)}"
+    else:
+        pipe, gpu = MorphPipeline(load_model(a.model), folder=a.model), ""
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads; model {a.model}")
     if not a.skip_samplers:
         truths = [synth_map((a.size, a.size), d, seed=900 + k, workers=1) for k, d in
@@ -128,9 +137,16 @@ def main():
                 r = extend(p, src, (size, size), seed=0, batch=batch, progress=False, log=lambda *_: None)
                 return time.perf_counter() - t0, r
 
-            t, r = run(pipe)
-            print(f"| {label} | morph | 8 | {t:.1f} | {r.plan.n_windows} windows in {len(r.plan.waves)} waves, "
-                  f"grid scale {r.scale:.2f} |", flush=True)
+            batches = [int(b) for b in a.batch.split(",")]
+            if a.device == "cuda":
+                run(pipe, batches[0])  # warm-up: CUDA context and kernel selection out of the timings
+            t, r = run(pipe, batches[0])
+            print(f"| {label} | morph ({a.device}) | {batches[0]} | {t:.1f} | {r.plan.n_windows} windows in "
+                  f"{len(r.plan.waves)} waves, grid scale {r.scale:.2f} |", flush=True)
+            for b in batches[1:]:
+                tb, _ = run(pipe, b)
+                print(f"| {label} | morph ({a.device}) | {b} | {tb:.1f} | {t / tb:.2f}x the batch-{batches[0]} "
+                      f"speed |", flush=True)
             if key == "demo":
                 t1, _ = run(pipe, 1)
                 print(f"| {label} | morph | 1 | {t1:.1f} | batched {t1 / t:.2f}x faster |", flush=True)

@@ -11,6 +11,10 @@ windows and written into its ``infinityebsd.json``.
         --steps 2400 --real ../shared/data/real/dream3d_edax_ni_h5/EdaxAngOnly.h5 \
         ../shared/data/real/kanapy_316L_am/ebsd_316L_500x500.ang
 
+The noise-schedule sweep (bench/RESULTS.md, stop 25) is this recipe with ``--steps 3000`` and one of
+``--prediction-type epsilon``, ``--beta-schedule linear`` or ``--min-snr-gamma 0``; on a GPU add
+``--workers 2`` (data-loader processes; the batches do not depend on their number).
+
 ``--from-checkpoint CK`` exports (and calibrates) a checkpoint instead of training, e.g. to stop a run
 early: ``--work W --from-checkpoint W/checkpoints/morph/step-0000800 --export DIR``.
 """
@@ -55,12 +59,29 @@ def main(argv=None):
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--from-checkpoint", type=Path, help="export this checkpoint instead of training")
+    ap.add_argument("--workers", type=int, default=0, help="data-loader processes (same batches with any number)")
+    ap.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
+                    help="default: no on CPU, bf16 on a GPU")
+    ap.add_argument("--no-calibrate", action="store_true", help="export without calibrating the decoder")
+    sw = ap.add_argument_group("config overrides (the noise-schedule sweep in bench/RESULTS.md, stop 25)")
+    sw.add_argument("--prediction-type", choices=["v_prediction", "epsilon"])
+    sw.add_argument("--beta-schedule", choices=["squaredcos_cap_v2", "linear", "scaled_linear"])
+    sw.add_argument("--min-snr-gamma", type=float, help="0: the plain loss of the parameterisation")
     args = ap.parse_args(argv)
 
     import torch
 
+    from infinityebsd.models.morph import load_morph_config
     from infinityebsd.pipeline.morph import calibrate_decoder
     from infinityebsd.train.morph import export_checkpoint, train_morphology
+
+    config = args.config
+    if args.prediction_type or args.beta_schedule or args.min_snr_gamma is not None:
+        config = load_morph_config(args.config)
+        config["scheduler"].update({k: v for k, v in (("prediction_type", args.prediction_type),
+                                                       ("beta_schedule", args.beta_schedule)) if v})
+        if args.min_snr_gamma is not None:
+            config["train_unet"]["min_snr_gamma"] = args.min_snr_gamma
 
     t0 = time.time()
     work = Path(args.work)
@@ -78,12 +99,14 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)
         print("exported", out, f"in {time.time() - t0:.0f} s")
         return
-    r = train_morphology(work, args.config, steps=args.steps, batch=args.batch, seed=args.seed,
-                         resume=args.resume, real_maps=args.real, checkpoint_every=args.checkpoint_every)
+    r = train_morphology(work, config, steps=args.steps, batch=args.batch, seed=args.seed,
+                         resume=args.resume, real_maps=args.real, checkpoint_every=args.checkpoint_every,
+                         num_workers=args.workers, mixed_precision=args.mixed_precision)
     print(json.dumps(r), f"wall {time.time() - t0:.0f} s, torch threads {torch.get_num_threads()}", flush=True)
     if r["interrupted"] or not args.export:
         return
-    calibrate_decoder(work)
+    if not args.no_calibrate:
+        calibrate_decoder(work)
     export(work, Path(args.export))
     print("exported", args.export)
 

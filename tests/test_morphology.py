@@ -220,6 +220,63 @@ def test_bfloat16_fields_match_fp32_and_keep_known_cells(tiny_model):
     assert diff.mean() < 0.02 and diff.max() < 0.2
 
 
+@pytest.mark.parametrize("gamma", [5.0, None])
+def test_min_snr_weighting_is_the_same_x0_weight_in_either_parameterisation(gamma):
+    """For one x0 estimate, the weighted ε-loss and the weighted v-loss both equal min(snr, γ) times
+    the squared x0 error (Hang et al. 2023); with no γ each is its own plain loss."""
+    from infinityebsd.train.morph import diffusion_target, min_snr_weight
+
+    g = torch.Generator().manual_seed(0)
+    x, noise, x_hat = (torch.randn(6, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    a = torch.tensor([0.999, 0.9, 0.6, 0.3, 0.05, 0.001], dtype=torch.float64).view(-1, 1, 1, 1)
+    noisy = a.sqrt() * x + (1 - a).sqrt() * noise
+    eps_hat = (noisy - a.sqrt() * x_hat) / (1 - a).sqrt()      # what a network predicting x_hat says
+    v_hat = a.sqrt() * eps_hat - (1 - a).sqrt() * x_hat
+    x0_err = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
+    snr = (a / (1 - a)).view(-1)
+    per = {}
+    for pred, hat in (("epsilon", eps_hat), ("v_prediction", v_hat)):
+        err = ((hat - diffusion_target(x, noise, a, pred)) ** 2).mean(dim=(1, 2, 3))
+        per[pred] = min_snr_weight(a.view(-1), gamma, pred) * err
+    if gamma is None:
+        assert torch.allclose(per["epsilon"], snr * x0_err)
+        assert torch.allclose(per["v_prediction"], (snr + 1) * x0_err)
+    else:
+        expect = torch.clamp(snr, max=gamma) * x0_err
+        assert torch.allclose(per["epsilon"], expect) and torch.allclose(per["v_prediction"], expect)
+    with pytest.raises(InputError):
+        diffusion_target(x, noise, a, "sample")
+
+
+def test_epsilon_model_trains_with_loader_workers_and_keeps_known_cells(tmp_path):
+    """An ε-prediction config on a linear schedule trains (with data-loader processes, whose batches
+    are those of the single-process loader), and its pipeline keeps the known cells exact."""
+    from infinityebsd.models.ldm import load_model
+    from infinityebsd.pipeline.morph import MorphPipeline
+    from infinityebsd.train.morph import train_morphology
+
+    cfg = json.loads(json.dumps(TINY))
+    cfg["scheduler"].update(prediction_type="epsilon", beta_schedule="linear")
+    cfg["train_unet"]["min_snr_gamma"] = 0
+    losses = {}
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}"
+        seen = []
+        r = train_morphology(out, cfg, steps=2, batch=2, num_workers=workers, progress=False, log=lambda *a: None,
+                             callback=lambda step, loss: seen.append(loss))
+        assert r["step"] == 2 and not r["interrupted"]
+        losses[workers] = seen
+    assert losses[0] and np.allclose(losses[0], losses[2])
+    pipe = MorphPipeline(load_model(tmp_path / "w2"), precision="fp32")
+    assert pipe.prediction == "epsilon"
+    lab = grain_growth_labels((32, 32), 10, rng=1, workers=1)
+    known = np.zeros((1, 32, 32), bool)
+    known[0, :, :16] = True
+    kf = pipe.known_field(lab, known[0])[None]
+    out = pipe(kf, known, np.full((8, 1024), np.nan, np.float32), seeds=[3], steps=3, resample=2)
+    assert np.array_equal(out[:, 0][known], kf[:, 0][known]) and np.isfinite(out).all()
+
+
 def test_inference_window_fits_the_canvas():
     from infinityebsd.pipeline.morph_extend import fit_window
 

@@ -168,11 +168,12 @@ def train_cmd(data, output, vae_dir, config, steps, batch, lr, resume, checkpoin
 @_LR
 @_RESUME
 @_CKPT
+@_WORKERS
 @_PREC
 @_CPU
 @seed_option
 def train_morph_cmd(output, real_maps, no_calibrate, config, steps, batch, lr, resume, checkpoint_every,
-                    mixed_precision, cpu, seed):
+                    workers, mixed_precision, cpu, seed):
     """Train a pixel-space morphology model (the kind the package ships) from a synthetic grain-growth
     corpus plus any real maps given with --real; no dataset or VAE needed.
 
@@ -190,7 +191,7 @@ def train_morph_cmd(output, real_maps, no_calibrate, config, steps, batch, lr, r
     from ..train.morph import train_morphology
 
     r = train_morphology(output, config, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume,
-                         real_maps=list(real_maps), checkpoint_every=checkpoint_every,
+                         real_maps=list(real_maps), checkpoint_every=checkpoint_every, num_workers=workers,
                          mixed_precision=mixed_precision, cpu=cpu, log=lambda s: click.echo(s, err=True))
     if r["interrupted"]:
         click.echo(f"interrupted at step {r['step']}; continue with --resume")

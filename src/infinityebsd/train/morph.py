@@ -15,9 +15,9 @@ crystallography, so all eight are physical), with:
   metrics), with metric dropout, all-metrics dropout for classifier-free guidance, and the
   orientation metrics always dropped.
 
-Diffusion: the config's noise schedule (cosine) with v-prediction and min-SNR-γ loss weighting, the
-usual choice for pixel space; AdamW, cosine LR, gradient clipping, EMA. The loop, checkpoints, exact
-resumption and multi-process data parallelism are those of :mod:`.trainer`.
+Diffusion: the config's noise schedule and parameterisation (the shipped config: cosine,
+v-prediction, min-SNR-γ loss weighting; ε-prediction and the plain loss are there for comparison);
+AdamW, cosine LR, gradient clipping, EMA. The loop, checkpoints, exact resumption and multi-process data parallelism are those of :mod:`.trainer`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from .trainer import (
     step_rng,
 )
 
-__all__ = ["train_morphology", "build_morph_corpus", "MorphWindows", "morph_conditioning"]
+__all__ = ["train_morphology", "build_morph_corpus", "MorphWindows", "morph_conditioning", "diffusion_target",
+           "min_snr_weight"]
 
 VIRTUAL_ITEMS = 1 << 22
 """Items per epoch of the window stream: each index seeds its own map, window, symmetry and mask."""
@@ -171,14 +172,39 @@ class MorphWindows(torch.utils.data.Dataset):
                 "cond": torch.from_numpy(np.asarray(cond, np.float32))}
 
 
+def diffusion_target(x: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
+    """What the network learns to output for clean ``x`` noised with ``noise`` at cumulative signal
+    ``alpha_bar`` (noisy = √ᾱ·x + √(1-ᾱ)·ε): ε itself, or v = √ᾱ·ε − √(1-ᾱ)·x."""
+    if prediction == "v_prediction":
+        return alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x
+    if prediction == "epsilon":
+        return noise
+    raise InputError(f"prediction_type '{prediction}': the morphology trainer knows v_prediction and epsilon")
+
+
+def min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None, prediction: str) -> torch.Tensor:
+    """Per-sample loss weight of min-SNR-γ (Hang et al. 2023) for the given parameterisation.
+
+    The weight on the squared x0 error is min(snr, γ), snr = ᾱ/(1-ᾱ). For one x0 estimate the
+    squared ε error is snr times the squared x0 error and the squared v error (snr + 1) times it, so
+    the weights in those losses are min(snr, γ)/snr and min(snr, γ)/(snr + 1). ``gamma`` None or 0:
+    all ones (the plain loss of the parameterisation)."""
+    if not gamma:
+        return torch.ones_like(alpha_bar)
+    snr = alpha_bar / (1 - alpha_bar)
+    return torch.clamp(snr, max=float(gamma)) / (snr + 1 if prediction == "v_prediction" else snr)
+
+
 def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=0, resume=False,
                      real_maps=(), corpus=None, checkpoint_every=250, keep_checkpoints=2, log_every=10,
-                     mixed_precision=None, cpu=False, progress=True, callback=None, log=print) -> dict:
+                     mixed_precision=None, cpu=False, num_workers=0, progress=True, callback=None,
+                     log=print) -> dict:
     """Train a morphology model into the folder ``out`` (resumable with ``resume=True``).
 
     ``corpus`` (a list from :func:`build_morph_corpus`) is built from the config and ``real_maps`` when
     not given; it is cached in ``OUT/corpus.npz`` so that a resumed run does not redraw it.
-    Returns ``{'step', 'interrupted', 'seconds'}``.
+    ``num_workers`` data-loader processes prepare the windows (items are pure functions of their
+    index, so the batches are the same with any number). Returns ``{'step', 'interrupted', 'seconds'}``.
     """
     out = Path(out)
     ck, saved = _resolve_resume("morph", out, resume)
@@ -212,7 +238,11 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
     state = dict(kind="morph", config=cfg, seed=seed, batch=batch, steps=steps, lr=lr, world=acc.num_processes)
     start, run, sampler = _resume("morph", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     p_drop, p_uncond = float(t.get("metric_dropout", 0.15)), float(t.get("p_uncond", 0.1))
-    gamma = float(t.get("min_snr_gamma", 5.0))
+    gamma = t.get("min_snr_gamma", 5.0)
+    gamma = float(gamma) if gamma else None  # None or 0: the plain loss of the parameterisation
+    prediction = noise_sched.config.prediction_type
+    if prediction not in ("v_prediction", "epsilon"):
+        raise InputError(f"prediction_type '{prediction}': the morphology trainer knows v_prediction and epsilon")
     T, acp = _timesteps(noise_sched, acc.device)
 
     def step_fn(item, step):
@@ -223,20 +253,18 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
         tt = torch.randint(0, T, (b,), generator=g).to(acc.device)
         a = acp[tt].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x + (1 - a).sqrt() * noise
-        target = a.sqrt() * noise - (1 - a).sqrt() * x  # v-prediction
+        target = diffusion_target(x, noise, a, prediction)
         drop = rng.random((b, item["cond"].shape[1])) < p_drop
         drop |= (rng.random(b) < p_uncond)[:, None]
         drop = morph_drop(torch.from_numpy(drop)).to(acc.device)
         pred = module(morph_input(noisy, item["known"].to(acc.device), item["mask"].to(acc.device)), tt,
                       item["cond"].to(acc.device), drop)
-        snr = (a / (1 - a)).view(-1)
-        w = torch.clamp(snr, max=gamma) / (snr + 1)  # min-SNR-γ for v-prediction
         per = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
-        return (w * per).mean()
+        return (min_snr_weight(a.view(-1), gamma, prediction) * per).mean()
 
     t0 = time.perf_counter()
     done, interrupted = _loop(run, module, opt, sched, ema, params, sampler, ds, step_fn, start, steps, batch,
-                              t.get("grad_clip", 1.0), checkpoint_every, keep_checkpoints, log_every, 0, callback,
+                              t.get("grad_clip", 1.0), checkpoint_every, keep_checkpoints, log_every, num_workers, callback,
                               "morph")
     seconds = time.perf_counter() - t0
     result = {"step": done, "interrupted": interrupted, "seconds": seconds}
