@@ -172,14 +172,18 @@ class MorphWindows(torch.utils.data.Dataset):
                 "cond": torch.from_numpy(np.asarray(cond, np.float32))}
 
 
+def _check_prediction(prediction: str) -> None:
+    if prediction not in ("v_prediction", "epsilon"):
+        raise InputError(f"prediction_type '{prediction}': the morphology trainer knows v_prediction and epsilon")
+
+
 def diffusion_target(x: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
     """What the network learns to output for clean ``x`` noised with ``noise`` at cumulative signal
     ``alpha_bar`` (noisy = √ᾱ·x + √(1-ᾱ)·ε): ε itself, or v = √ᾱ·ε − √(1-ᾱ)·x."""
     if prediction == "v_prediction":
         return alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x
-    if prediction == "epsilon":
-        return noise
-    raise InputError(f"prediction_type '{prediction}': the morphology trainer knows v_prediction and epsilon")
+    _check_prediction(prediction)
+    return noise
 
 
 def min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None, prediction: str) -> torch.Tensor:
@@ -241,8 +245,7 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
     gamma = t.get("min_snr_gamma", 5.0)
     gamma = float(gamma) if gamma else None  # None or 0: the plain loss of the parameterisation
     prediction = noise_sched.config.prediction_type
-    if prediction not in ("v_prediction", "epsilon"):
-        raise InputError(f"prediction_type '{prediction}': the morphology trainer knows v_prediction and epsilon")
+    _check_prediction(prediction)  # before any training step
     T, acp = _timesteps(noise_sched, acc.device)
 
     def step_fn(item, step):
