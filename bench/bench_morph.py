@@ -11,7 +11,7 @@ Part 2, speed: 256→1024 (the demo; batched against one window at a time too), 
 (``--peer``) in the same run for the ratio.
 
 Run: python bench/bench_morph.py [--model DIR] [--size 160] [--maps 3] [--speed demo,1024,2048]
-     [--skip-samplers] [--calibrate] [--settings 1,0,4] [--device cuda] [--batch 8,32]
+     [--skip-samplers] [--calibrate] [--settings 1,0,4] [--device cuda] [--batch 8,32] [--precision auto,bf16]
 """
 
 import argparse
@@ -68,7 +68,7 @@ def crop_extend(pipe, truth, seed, sampler, steps, resample, overlap=0.5):
 def main():
     from infinityebsd.data.synth import synth_map
     from infinityebsd.models.ldm import load_model
-    from infinityebsd.pipeline.morph import MorphPipeline, calibrate_decoder
+    from infinityebsd.pipeline.morph import MorphPipeline, _cpu_bf16, calibrate_decoder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -86,16 +86,21 @@ def main():
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="run the model on this device (cuda: bf16 weights, as `extend --device cuda`)")
     ap.add_argument("--batch", default="8", help="windows per network call in the speed part, e.g. 8,32")
+    ap.add_argument("--precision", default="auto",
+                    help="CPU precision of the model (auto, fp32, bf16); more than one, e.g. auto,bf16, times "
+                         "the others in the speed part of the same run as peers")
     a = ap.parse_args()
+    precisions = a.precision.split(",")
     if a.device == "cuda":
         from infinityebsd.cli.generate import load_pipeline
 
         pipe = load_pipeline(a.model, "cuda")
         gpu = f"; {torch.cuda.get_device_name(0)}"
     else:
-        pipe, gpu = MorphPipeline(load_model(a.model), folder=a.model), ""
+        pipe, gpu = MorphPipeline(load_model(a.model), folder=a.model, precision=precisions[0]), ""
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; model {a.model}")
+          f"{torch.__version__}, {torch.get_num_threads()} threads, native bf16: {_cpu_bf16()}; model {a.model} "
+          f"in {pipe.dtype}")
     if not a.skip_samplers:
         truths = [synth_map((a.size, a.size), d, seed=900 + k, workers=1) for k, d in
                   zip(range(a.maps), (10, 12, 9, 14, 11))]
@@ -150,6 +155,11 @@ def main():
             if key == "demo":
                 t1, _ = run(pipe, 1)
                 print(f"| {label} | morph | 1 | {t1:.1f} | batched {t1 / t:.2f}x faster |", flush=True)
+            for prec in precisions[1:]:
+                other = MorphPipeline(load_model(a.model), folder=a.model, precision=prec)
+                to, _ = run(other, batches[0])
+                print(f"| {label} | morph, {other.dtype} | {batches[0]} | {to:.1f} | {to / t:.2f}x the time in "
+                      f"{pipe.dtype} |", flush=True)
             if peer is not None:
                 tp, _ = run(peer)
                 print(f"| {label} | compact (latent) | 8 | {tp:.1f} | morph {tp / t:.2f}x faster |", flush=True)

@@ -42,11 +42,20 @@ multistep state does not survive jumps back in time)."""
 
 
 def _cpu_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN's own check)."""
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX BF16).
+
+    Not oneDNN's ``_is_mkldnn_bf16_supported``: that also says yes on plain AVX-512, where bf16 is
+    emulated and the UNet runs about 2.7x slower than in fp32 (measured on a 2-core Xeon without
+    AVX-512 BF16, bench/RESULTS.md). Unknown CPUs count as not native, so ``auto`` keeps fp32."""
+    cpu = getattr(torch, "cpu", None)
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+        caps = cpu.get_capabilities()
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    except Exception:  # older torch: the private probes, else not native
+        try:
+            return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+        except Exception:
+            return False
 
 
 class MorphPipeline:
