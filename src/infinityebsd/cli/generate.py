@@ -243,6 +243,9 @@ def _run(pipe, input_map, size, cond, median_size, output, seed, steps, schedule
         res = extend_growth(input_map, size, cond=cond, place=place, seed=seed, work_dir=work, resume=resume,
                             mean_size=mean_size, log=lambda s: click.echo(s, err=True), phase=phase)
     else:
+        if getattr(pipe, "space", None) == "pixel" and getattr(getattr(pipe, "device", None), "type", None) == "cpu":
+            # the precision sets the speed on the CPU (bfloat16 only where the CPU computes it natively)
+            click.echo(f"network in {str(pipe.dtype).replace('torch.', '')} on the CPU (--precision)", err=True)
         res = extend_module.extend(pipe, input_map, size, cond=cond, place=place, seed=seed, steps=steps,
                                    scheduler=scheduler, guidance=guidance, batch=batch, overlap=overlap,
                                    work_dir=work, resume=resume, median_size=median_size,
