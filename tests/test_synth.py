@@ -247,3 +247,26 @@ def test_cli_synth_writes_the_map_it_describes(tmp_path):
         r = subprocess.run([sys.executable, "-m", "infinityebsd", cmd, "--help"], capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 0 and "Example" in r.stdout and f"infinityebsd {cmd}" in r.stdout
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_upsampling_interpolates_linearly_between_coarse_cell_centres(axis):
+    """Fine cell j sits at coarse coordinate (j + 0.5)/2 − 0.5: on a linear ramp the interpolation is
+    the ramp itself there (away from the wrapped ends), and it equals the wrap-around formula written
+    with rolled copies."""
+    from infinityebsd.data.synth import _upsample2
+
+    rng = np.random.default_rng(axis)
+    u = rng.random((5, 6, 7)).astype(np.float32)
+    n = u.shape[axis]
+    ramp = np.expand_dims(np.arange(n, dtype=np.float64) * 3.0 + 1.0, [a for a in range(3) if a != axis])
+    ramp = np.broadcast_to(ramp, u.shape).copy()
+    up = _upsample2(ramp, axis)
+    x = (np.arange(2 * n) + 0.5) / 2 - 0.5
+    inner = np.take(up, np.arange(1, 2 * n - 1), axis=axis)
+    expect = np.expand_dims(x[1:-1] * 3.0 + 1.0, [a for a in range(3) if a != axis])
+    assert np.allclose(inner, np.broadcast_to(expect, inner.shape))
+    rolled = np.stack([0.75 * u + 0.25 * np.roll(u, 1, axis), 0.75 * u + 0.25 * np.roll(u, -1, axis)], axis=axis + 1)
+    shape = list(u.shape)
+    shape[axis] *= 2
+    assert np.array_equal(_upsample2(u, axis), rolled.reshape(shape))

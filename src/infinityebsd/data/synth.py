@@ -244,15 +244,27 @@ def _voronoi_assign(shape, seeds, weights=None, aspect=1.0, angle_deg=0.0, perio
 
 # --------------------------------------------------------------------------------------- growth
 def _upsample2(u: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation from cell centres of a 2× coarser grid (wrapping at the ends)."""
-    prev = np.roll(u, 1, axis)
-    nxt = np.roll(u, -1, axis)
-    even = 0.75 * u + 0.25 * prev
-    odd = 0.75 * u + 0.25 * nxt
-    out = np.stack([even, odd], axis=axis + 1)
+    """Linear interpolation from cell centres of a 2× coarser grid (wrapping at the ends): fine cell
+    2i takes 3/4 of coarse cell i and 1/4 of cell i−1, fine cell 2i+1 3/4 of i and 1/4 of i+1.
+
+    Written into one output array through strided views: no rolled copies and no stacking, which
+    made this 1.7× slower on the K colour fields of a large canvas (bench/RESULTS.md, stop 26)."""
+    n = u.shape[axis]
     shape = list(u.shape)
-    shape[axis] *= 2
-    return out.reshape(shape)
+    shape[axis] = 2 * n
+    out = np.empty(shape, u.dtype)
+
+    def at(a, s):
+        return a[(slice(None),) * (axis % a.ndim) + (s,)]
+
+    even, odd = at(out, slice(0, None, 2)), at(out, slice(1, None, 2))
+    np.multiply(u, 0.75, out=even)
+    np.multiply(u, 0.75, out=odd)
+    at(even, slice(1, None))[...] += 0.25 * at(u, slice(0, n - 1))
+    at(even, slice(0, 1))[...] += 0.25 * at(u, slice(n - 1, n))
+    at(odd, slice(0, n - 1))[...] += 0.25 * at(u, slice(1, None))
+    at(odd, slice(n - 1, n))[...] += 0.25 * at(u, slice(0, 1))
+    return out
 
 
 def _smooth(labels, col, wgt, K, sigma, aspect, angle_deg, periodic, workers, chunk=None):
