@@ -248,7 +248,7 @@ def _upsample2(u: np.ndarray, axis: int) -> np.ndarray:
     2i takes 3/4 of coarse cell i and 1/4 of cell i−1, fine cell 2i+1 3/4 of i and 1/4 of i+1.
 
     Written into one output array through strided views: no rolled copies and no stacking, which
-    made this 1.7× slower on the K colour fields of a large canvas (bench/RESULTS.md, stop 26)."""
+    made this 1.7× slower on twelve 520² colour fields (bench/RESULTS.md, stop 26)."""
     n = u.shape[axis]
     shape = list(u.shape)
     shape[axis] = 2 * n
