@@ -223,7 +223,7 @@ def test_bfloat16_fields_match_fp32_and_keep_known_cells(tiny_model):
 def test_auto_precision_is_bf16_only_where_the_cpu_flags_say_native():
     """``auto`` picks bfloat16 only on CPUs that compute it natively; the kernel's own flags
     (/proc/cpuinfo) are the independent record. oneDNN's bf16 check says yes on plain AVX-512 too,
-    where emulated bf16 ran the UNet 2.7x slower than fp32."""
+    where emulated bf16 ran the UNet 2.6x slower than fp32."""
     import platform
     import re
     import subprocess
