@@ -45,8 +45,8 @@ def _cpu_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX BF16).
 
     Not oneDNN's ``_is_mkldnn_bf16_supported``: that also says yes on plain AVX-512, where bf16 is
-    emulated and the UNet runs about 2.6x slower per call than in fp32, whole jobs 2.1x (measured on a 2-core Xeon without
-    AVX-512 BF16, bench/RESULTS.md). Unknown CPUs count as not native, so ``auto`` keeps fp32."""
+    emulated and the UNet runs about 2.6x slower per call than in fp32, whole jobs 2.1x (measured
+    on a 2-core Xeon without AVX-512 BF16, bench/RESULTS.md). Unknown CPUs count as not native, so ``auto`` keeps fp32."""
     cpu = getattr(torch, "cpu", None)
     try:
         caps = cpu.get_capabilities()
