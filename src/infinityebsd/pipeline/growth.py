@@ -321,15 +321,15 @@ def crossing_slopes(lab: np.ndarray, depth: int, min_rows: int = 3) -> np.ndarra
     for k in range(1, min(depth, lab.shape[0])):
         row = lab[k]
         e = np.flatnonzero(row[1:] != row[:-1])
+        if len(e) == 0:  # one grain across the whole row: every boundary has ended
+            break
         code = np.sort((row[e] * n + row[e + 1]) * (W + 1) + e)  # edges of row k by grain pair, then x
-        q = key * (W + 1) + cur - 0.5
-        i = np.searchsorted(code, q)
+        i = np.searchsorted(code, key * (W + 1) + cur - 0.5)
         best = np.full(len(xs), np.inf)
         pos = np.zeros(len(xs))
         for j in (i - 1, i):  # the nearest edge of the same pair on either side
-            ok = (j >= 0) & (j < len(code))
-            c = code[np.clip(j, 0, max(len(code) - 1, 0))] if len(code) else np.zeros(len(xs), np.int64)
-            same = ok & (c // (W + 1) == key)
+            c = code[np.clip(j, 0, len(code) - 1)]
+            same = (j >= 0) & (j < len(code)) & (c // (W + 1) == key)
             px = (c % (W + 1)) + 0.5
             d = np.where(same, np.abs(px - cur), np.inf)
             take = d < best
@@ -864,16 +864,14 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
                   start_factor: float = START_FACTOR, aspect: float | None = None, angle_deg: float | None = None,
                   postprocess_map: bool = True, continue_cap: float = CONTINUE_CAP,
                   input_advantage: float = INPUT_ADVANTAGE, max_steps: int = 300, coarse: int = 2,
-                  match: str = "density", reach: float | None = None):
+                  match: str = "density"):
     """Extend ``input_map`` (or generate from ``cond`` when it is None) to ``size`` cells by grain growth.
 
     The input is cleaned like ``clean``; its cells never change. Targets (:func:`input_targets`): the
     input's boundary density (``match="density"``, the default; ``"count"`` stops at its grain count
     per area instead), size spread, shape anisotropy, grain orientations and disorientation histogram
     (or, without an input, ``cond``'s size row and ``mean_size``, and its texture rows; grains then grow
-    equiaxed unless ``aspect``/``angle_deg`` are given). ``reach``: how far the input's grains may
-    spread beyond the input and its continuations, in target mean sizes (default :data:`REACH`).
-    ``work_dir`` holds the resumable state.
+    equiaxed unless ``aspect``/``angle_deg`` are given). ``work_dir`` holds the resumable state.
     Returns an :class:`~.extend.Result`, or None when stopped early by ``stop_after_steps`` (tests).
 
     ``start_factor=1, continue_cap=0, max_steps=0`` gives the classical reference: the unknown cells
@@ -886,7 +884,6 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     R, C = int(size[0]), int(size[1])
     if R < 8 or C < 8:
         raise InputError(f"target size {R}x{C} is too small; use at least 8x8 cells")
-    reach = REACH if reach is None else float(reach)
     input_clean = None
     box = None
     in_labels = None
@@ -935,7 +932,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
     start_size = max(target / start_factor, 3.0)
     key = _key(size=[R, C], place=place, seed=seed, cap=continue_cap, adv=input_advantage, target=round(target, 6),
                counted=round(size, 6), spread=round(spread, 6), match=match,
-               aspect=round(aspect, 6), angle=round(angle_deg, 6), start=start_factor, coarse=coarse, reach=reach,
+               aspect=round(aspect, 6), angle=round(angle_deg, 6), start=start_factor, coarse=coarse,
                shape=round(shape_spread, 6),
                inp=None if input_clean is None else hashlib.sha1(input_clean.euler.astype(np.float32).tobytes()).hexdigest(),
                cond=None if cond is None else hashlib.sha1(np.nan_to_num(np.asarray(cond, np.float32)).tobytes()).hexdigest())
@@ -991,7 +988,7 @@ def extend_growth(input_map: EBSDMap | None, size, cond=None, place: str = "cent
         labels, wgt, finished = grow(labels, fixed_c >= 0, n_fixed, wgt, size / f, aspect, angle_deg, rng, work=work,
                                 step0=work.state["step"], start=work.state["start"], progress=progress,
                                 stop_after_steps=stop_after_steps, workers=workers, log=log,
-                                reach_cells=reach * target / f, input_advantage=input_advantage, max_steps=max_steps,
+                                reach_cells=REACH * target / f, input_advantage=input_advantage, max_steps=max_steps,
                                 density=None if density is None else density * f, cls=cls,
                                 class_aspects=class_aspects, region=None if box is None else ~known[::f, ::f])
         if not finished:
