@@ -299,6 +299,27 @@ def test_epsilon_model_trains_with_loader_workers_and_keeps_known_cells(tmp_path
     assert np.array_equal(out[:, 0][known], kf[:, 0][known]) and np.isfinite(out).all()
 
 
+def test_lite_config_costs_under_a_third_of_morph_per_window():
+    """The measured variant's point is speed: count its forward multiply-adds against morph's on the
+    same 128-cell window (torch's FLOP counter, independent of the configs' own claims)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from infinityebsd.models.morph import build_morph_unet, load_morph_config
+
+    def flops(name):
+        cfg = load_morph_config(name)
+        net = build_morph_unet(cfg).eval()
+        x = torch.zeros(1, net.config.in_channels, 128, 128)
+        ctx = torch.zeros(1, cfg["metric_encoder"]["n_tokens"] + 1, cfg["unet"]["cross_attention_dim"])
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            net(x, torch.tensor([500]), ctx)
+        return fc.get_total_flops(), sum(p.numel() for p in net.parameters())
+
+    (lite, n_lite), (full, n_full) = flops("morph-lite"), flops("morph")
+    assert lite < full / 3
+    assert 0.8 < n_lite / n_full < 1.2  # cheaper by shape, not by fewer weights
+
+
 def test_inference_window_fits_the_canvas():
     from infinityebsd.pipeline.morph_extend import fit_window
 
