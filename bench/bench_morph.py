@@ -131,7 +131,12 @@ def main():
         jobs = {"demo": ("256→1024 (the README job)", ex, 1024), "1024": ("512→1024", big, 1024),
                 "2048": ("512→2048", big, 2048)}
         peer = load_pipeline(a.peer, "cpu") if a.peer else None
-        print(f"\nmodel sampling: {pipe.sampling}; peer: {a.peer or 'none'} (its defaults: dpm, 20 steps)")
+        # rows name the folders: the peer may be the latent model or another morphology model
+        me = os.path.basename(os.path.normpath(a.model))
+        them = os.path.basename(os.path.normpath(a.peer)) if a.peer else "none"
+        them_kind = "morphology" if hasattr(peer, "sampling") else "latent"
+        print(f"\nmodel {me} sampling: {pipe.sampling}; peer: {them}"
+              + (f" ({them_kind}, its own sampling settings)" if peer is not None else ""))
         print("\n| job | model | batch | seconds | note |")
         print("|---|---|---|---|---|")
         for key in (k for k in a.speed.split(",") if k):
@@ -162,7 +167,8 @@ def main():
                       f"{pipe.dtype} |", flush=True)
             if peer is not None:
                 tp, _ = run(peer)
-                print(f"| {label} | compact (latent) | 8 | {tp:.1f} | morph {tp / t:.2f}x faster |", flush=True)
+                print(f"| {label} | peer {them} ({them_kind}) | 8 | {tp:.1f} | {me} {tp / t:.2f}x faster |",
+                      flush=True)
 
 
 if __name__ == "__main__":
