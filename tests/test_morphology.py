@@ -300,8 +300,8 @@ def test_epsilon_model_trains_with_loader_workers_and_keeps_known_cells(tmp_path
 
 
 def test_lite_config_costs_under_a_third_of_morph_per_window():
-    """The measured variant's point is speed: count its forward multiply-adds against morph's on the
-    same 128-cell window (torch's FLOP counter, independent of the configs' own claims)."""
+    """The measured variant's point is speed: count its forward FLOPs against morph's on the same
+    128-cell window (torch's FLOP counter, independent of the configs' own claims)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from infinityebsd.models.morph import build_morph_unet, load_morph_config
@@ -310,7 +310,7 @@ def test_lite_config_costs_under_a_third_of_morph_per_window():
         cfg = load_morph_config(name)
         net = build_morph_unet(cfg).eval()
         x = torch.zeros(1, net.config.in_channels, 128, 128)
-        ctx = torch.zeros(1, cfg["metric_encoder"]["n_tokens"] + 1, cfg["unet"]["cross_attention_dim"])
+        ctx = torch.zeros(1, cfg["metric_encoder"]["n_tokens"], cfg["unet"]["cross_attention_dim"])
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
             net(x, torch.tensor([500]), ctx)
         return fc.get_total_flops(), sum(p.numel() for p in net.parameters())
