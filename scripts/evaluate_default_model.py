@@ -38,6 +38,7 @@ from infinityebsd.metrics import METRIC_NAMES, conditioning_tensor, metrics_of  
 from infinityebsd.models.ldm import load_model  # noqa: E402
 from infinityebsd.pipeline.extend import GENERATED_SEGMENT_DEG, extend  # noqa: E402
 from infinityebsd.pipeline.inpaint import InpaintPipeline  # noqa: E402
+from infinityebsd._shared import atomic_write_text  # noqa: E402  (makes the folder; a kill leaves no half file)
 
 NI = HERE.parent / "shared" / "data" / "real" / "dream3d_edax_ni_h5" / "EdaxAngOnly.h5"
 
@@ -128,7 +129,7 @@ def main():
         s = evaluate(e.map, truth=cm, input_box=box, plan=json.loads(e.plan.to_json()), seed=0)
         res["nickel_extension"] = {"seam_ratio": s.get("seams", {}).get("ratio"),
                                    "continued_fraction": s.get("border_grains", {}).get("continued_fraction")}
-    a.out.write_text(json.dumps(res, indent=1))
+    atomic_write_text(a.out, json.dumps(res, indent=1))
     # summary
     med = lambda key, sub: float(np.median([r[sub] for r in res[key]]))  # noqa: E731
     print("\n| figure | measured | target |\n|---|---|---|")

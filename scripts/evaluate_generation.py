@@ -24,6 +24,7 @@ from infinityebsd.data.synth import synth_map  # noqa: E402
 from infinityebsd.evaluate.compare import compare_tables  # noqa: E402
 from infinityebsd.evaluate.measure import halves, measure, sub_table  # noqa: E402
 from infinityebsd.metrics import METRIC_NAMES, conditioning_tensor  # noqa: E402
+from infinityebsd._shared import atomic_write_text  # noqa: E402  (makes the folder; a kill leaves no half file)
 
 SHAPE = ("size", "perimeter", "inertia_ratio", "coordination")
 CASES = [("synth-d10", 10, 1.0, 0.0, 201), ("synth-d18", 18, 1.0, 0.0, 202), ("synth-d14-elongated", 14, 2.5, 30.0, 203)]
@@ -82,7 +83,7 @@ def main():
                              "w1": {k: d_[k]["w1"] for k in SHAPE}, "real_vs_real": {k: rvr[k]["w1"] for k in SHAPE}})
                 print(f"| {name} | {given} | {method} | {dt:.0f} | " + " | ".join(f"{d_[k]['w1']:.2f}" for k in SHAPE)
                       + " |", flush=True)
-    a.out.write_text(json.dumps(rows, indent=1))
+    atomic_write_text(a.out, json.dumps(rows, indent=1))
     print("\nmeans (W1/σ over targets):")
     for given in ("all eight", "size only"):
         for method in a.methods:

@@ -43,6 +43,7 @@ from infinityebsd.evaluate.compare import compare_tables  # noqa: E402
 from infinityebsd.evaluate.border_grains import border_grains  # noqa: E402
 from infinityebsd.evaluate.measure import halves, measure, sub_table  # noqa: E402
 from infinityebsd.grains import clean  # noqa: E402
+from infinityebsd._shared import atomic_write_text  # noqa: E402  (makes the folder; a kill leaves no half file)
 
 REAL = HERE.parent / "shared" / "data" / "real"
 REAL_MAPS = {"nickel": REAL / "dream3d_edax_ni_h5" / "EdaxAngOnly.h5",
@@ -215,7 +216,7 @@ def main():
             rows.append(evaluate_case(name if len(a.seeds) == 1 else f"{name} s{seed}", m, a.methods, seed, model, a.guidance,
                                       a.crop))
     doc = {"methods": a.methods, "seeds": a.seeds, "crop": a.crop, "seconds": time.time() - t0, "cases": rows}
-    a.out.write_text(json.dumps(doc, indent=1, default=float))
+    atomic_write_text(a.out, json.dumps(doc, indent=1, default=float))
     print()
     print(table(rows, a.methods))
     print(f"\n{time.time() - t0:.0f} s in all; wrote {a.out}")
