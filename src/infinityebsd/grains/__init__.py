@@ -1,5 +1,5 @@
 """Grain reconstruction, cleaning and twin merging."""
 
-from .reconstruct import Grains, clean, clean_with_grains, reconstruct
+from .reconstruction import Grains, clean, clean_with_grains, reconstruct
 
 __all__ = ["Grains", "clean", "clean_with_grains", "reconstruct"]

@@ -1,6 +1,6 @@
 """The eight grain metrics, their distributions and the conditioning tensor."""
 
-from .distributions import (
+from .histograms import (
     AXIS_POINTS, BIN_RULES, CONDITIONING_SHAPE, METRIC_AXES, axis_values, conditioning_tensor, distributions,
     distributions_from_tensor, edge_corrected_distributions, histogram, metric_axes, miles_lantuejoul_factor,
     tensor_from_distributions,
