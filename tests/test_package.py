@@ -33,6 +33,12 @@ def _imported_layers(path: Path):
     """(layer, line) of every infinityebsd layer a source file imports, at any depth of the file (imports
     inside functions count: they are how a lower layer would sneak an upper one in)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):  # import infinityebsd.pipeline.extend
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "infinityebsd" and len(parts) > 1:
+                    yield parts[1], node.lineno
+            continue
         if not isinstance(node, ast.ImportFrom):
             continue
         if node.level == 0:
@@ -63,10 +69,10 @@ def test_each_layer_imports_only_the_layers_below_it():
 
 def test_the_layer_check_sees_an_upward_import(tmp_path):
     """The checker itself: a lower layer importing an upper one, at module level or inside a function,
-    relatively or absolutely, is found; a sibling import is not."""
+    relatively, absolutely or as a plain ``import``, is found; a sibling or outside import is not."""
     src = tmp_path / "m.py"
     src.write_text("from ..metrics import grain_table\n"
                    "def f():\n    from infinityebsd.pipeline.extend import extend\n    from .. import cli\n"
-                   "from .labels import x\nfrom ..io import read_map\n")
+                   "from .labels import x\nfrom ..io import read_map\nimport infinityebsd.evaluate.report\nimport numpy\n")
     found = sorted(_imported_layers(src))
-    assert found == [("cli", 4), ("io", 6), ("metrics", 1), ("pipeline", 3)]
+    assert found == [("cli", 4), ("evaluate", 7), ("io", 6), ("metrics", 1), ("pipeline", 3)]
