@@ -15,6 +15,10 @@ The noise-schedule sweep (bench/RESULTS.md, stop 25) is this recipe with ``--ste
 ``--prediction-type epsilon``, ``--beta-schedule linear`` or ``--min-snr-gamma 0``; on a GPU add
 ``--workers 2`` (data-loader processes; the batches do not depend on their number).
 
+``--init-from DIR`` warm-starts from a model folder's weights with a fresh optimiser and schedule
+(give another ``--seed`` so the corpus is a new draw, and usually a lower ``--lr``); the exported
+folder records its source under ``provenance.morph.init_from`` and keeps the source's sampler settings.
+
 ``--from-checkpoint CK`` exports (and calibrates) a checkpoint instead of training, e.g. to stop a run
 early: ``--work W --from-checkpoint W/checkpoints/morph/step-0000800 --export DIR``.
 """
@@ -57,6 +61,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--real", nargs="*", default=[], help="cleaned real maps to add to the corpus")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", type=Path,
+                    help="warm-start from this model folder's weights (fresh optimiser and schedule; "
+                         "use another --seed than the source's so the windows are new draws)")
+    ap.add_argument("--lr", type=float, help="peak learning rate (default: the config's)")
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--from-checkpoint", type=Path, help="export this checkpoint instead of training")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes (same batches with any number)")
@@ -99,7 +107,8 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)
         print("exported", out, f"in {time.time() - t0:.0f} s")
         return
-    r = train_morphology(work, config, steps=args.steps, batch=args.batch, seed=args.seed,
+    r = train_morphology(work, config, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                         init_from=args.init_from,
                          resume=args.resume, real_maps=args.real, checkpoint_every=args.checkpoint_every,
                          num_workers=args.workers, mixed_precision=args.mixed_precision)
     print(json.dumps(r), f"wall {time.time() - t0:.0f} s, torch threads {torch.get_num_threads()}", flush=True)
@@ -112,4 +121,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from infinityebsd.errors import InputError
+
+    try:
+        main()
+    except InputError as e:  # a user error: one line, no traceback
+        sys.exit(f"error: {e}")

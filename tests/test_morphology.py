@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import shutil
 
 import numpy as np
 import pytest
@@ -382,6 +383,38 @@ def test_export_from_the_last_checkpoint_gives_the_final_ema_weights(tiny_model,
     a, b = load_model(tiny_model), load_model(out)
     for (na, pa), (nb, pb) in zip(a.unet.state_dict().items(), b.unet.state_dict().items()):
         assert na == nb and torch.equal(pa, pb)
+
+
+def test_warm_start_continues_from_the_source_weights_and_rejects_another_network(tiny_model, tmp_path):
+    from infinityebsd.models.ldm import load_model, read_info, write_info
+    from infinityebsd.train.morph import train_morphology
+
+    source = tmp_path / "source"
+    shutil.copytree(tiny_model, source, ignore=shutil.ignore_patterns("checkpoints", "corpus.npz"))
+    write_info(source, {**read_info(source), "sampling": {"steps": 4, "resample": 1}})
+    quiet = dict(steps=1, batch=2, progress=False, log=lambda *a: None)
+    # With a vanishing learning rate the run cannot move the weights, so what it exports is what it
+    # loaded: the source's weights, not the new seed's random initialisation.
+    warm = train_morphology(tmp_path / "warm", TINY, seed=7, lr=1e-12, init_from=source, **quiet)
+    cold = train_morphology(tmp_path / "cold", TINY, seed=7, lr=1e-12, **quiet)
+    assert warm["step"] == cold["step"] == 1
+    src, w, c = (load_model(d) for d in (source, tmp_path / "warm", tmp_path / "cold"))
+    for part in ("unet", "metric_encoder"):
+        for (name, a), b, r in zip(getattr(src, part).state_dict().items(), getattr(w, part).state_dict().values(),
+                                   getattr(c, part).state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-6), name
+    assert not all(torch.equal(a, r) for a, r in zip(src.unet.state_dict().values(), c.unet.state_dict().values()))
+    info = read_info(tmp_path / "warm")
+    assert info["provenance"]["morph"]["init_from"]["folder"] == str(source)
+    assert info["sampling"] == {"steps": 4, "resample": 1} and "sampling" not in read_info(tmp_path / "cold")
+
+    other = json.loads(json.dumps(TINY))
+    other["unet"]["block_out_channels"] = [16, 16]
+    with pytest.raises(InputError, match="network differs"):
+        train_morphology(tmp_path / "bad", other, init_from=source, **quiet)
+    assert not (tmp_path / "bad").exists()  # refused before the corpus is drawn and cached
+    with pytest.raises(InputError, match="not a readable model folder"):
+        train_morphology(tmp_path / "bad2", TINY, init_from=tmp_path / "missing", **quiet)
 
 
 def test_rescaled_conditioning_moves_the_size_distribution_by_the_factor():

@@ -163,6 +163,10 @@ def train_cmd(data, output, vae_dir, config, steps, batch, lr, resume, checkpoin
                    "on a 2-core CPU for the morph config).")
 @click.option("--config", default="morph", show_default=True, metavar="NAME|FILE.json",
               help="Morphology model config (a shipped name or a JSON file). Ignored with --resume.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False), metavar="MODEL_DIR",
+              help="Warm-start from this morphology model's weights (e.g. the shipped one) with a fresh "
+                   "optimiser and schedule; the config must build the same network. Use another --seed "
+                   "than the source's so that the corpus is a new draw.")
 @_STEPS
 @_BATCH
 @_LR
@@ -172,8 +176,8 @@ def train_cmd(data, output, vae_dir, config, steps, batch, lr, resume, checkpoin
 @_PREC
 @_CPU
 @seed_option
-def train_morph_cmd(output, real_maps, no_calibrate, config, steps, batch, lr, resume, checkpoint_every,
-                    workers, mixed_precision, cpu, seed):
+def train_morph_cmd(output, real_maps, no_calibrate, config, init_from, steps, batch, lr, resume,
+                    checkpoint_every, workers, mixed_precision, cpu, seed):
     """Train a pixel-space morphology model (the kind the package ships) from a synthetic grain-growth
     corpus plus any real maps given with --real; no dataset or VAE needed.
 
@@ -186,13 +190,15 @@ def train_morph_cmd(output, real_maps, no_calibrate, config, steps, batch, lr, r
     Example:
       infinityebsd train-morph -o my-morph/ --real my_map.ctf --steps 3200
       infinityebsd train-morph -o my-morph/ --resume
+      infinityebsd train-morph -o tuned/ --init-from base/ --real my_map.ctf --steps 1000 --lr 5e-4 --seed 1
     """
     from ..pipeline.morph import calibrate_decoder
     from ..train.morph import train_morphology
 
     r = train_morphology(output, config, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume,
-                         real_maps=list(real_maps), checkpoint_every=checkpoint_every, num_workers=workers,
-                         mixed_precision=mixed_precision, cpu=cpu, log=lambda s: click.echo(s, err=True))
+                         init_from=init_from, real_maps=list(real_maps), checkpoint_every=checkpoint_every,
+                         num_workers=workers, mixed_precision=mixed_precision, cpu=cpu,
+                         log=lambda s: click.echo(s, err=True))
     if r["interrupted"]:
         click.echo(f"interrupted at step {r['step']}; continue with --resume")
         return

@@ -202,13 +202,17 @@ def min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None, prediction: str
 def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=0, resume=False,
                      real_maps=(), corpus=None, checkpoint_every=250, keep_checkpoints=2, log_every=10,
                      mixed_precision=None, cpu=False, num_workers=0, progress=True, callback=None,
-                     log=print) -> dict:
+                     log=print, init_from=None) -> dict:
     """Train a morphology model into the folder ``out`` (resumable with ``resume=True``).
 
     ``corpus`` (a list from :func:`build_morph_corpus`) is built from the config and ``real_maps`` when
     not given; it is cached in ``OUT/corpus.npz`` so that a resumed run does not redraw it.
     ``num_workers`` data-loader processes prepare the windows (items are pure functions of their
-    index, so the batches are the same with any number). Returns ``{'step', 'interrupted', 'seconds'}``.
+    index, so the batches are the same with any number). ``init_from`` (a morphology model folder)
+    warm-starts a fresh run from that model's weights (its EMA weights, as exported) with a new
+    optimiser, warm-up and cosine schedule, and keeps the source's sampler settings; the config must
+    build the same network. A resumed run ignores it (its checkpoint holds the weights).
+    Returns ``{'step', 'interrupted', 'seconds'}``.
     """
     out = Path(out)
     ck, saved = _resolve_resume("morph", out, resume)
@@ -219,6 +223,13 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
         steps = steps or saved["steps"]
     steps, batch, lr = int(steps or t["steps"]), int(batch or t["batch"]), float(lr or t["lr"])
     acc = _make_accelerator(mixed_precision, cpu)
+    warm, warm_parts = (saved.get("init_from") if saved else None), None
+    if init_from is not None and ck is None:
+        # checked before the corpus, which takes minutes to draw; on parts of their own, so that the
+        # global RNG and the parts trained below are what they are without a warm start
+        with torch.random.fork_rng():
+            warm_parts = build_morph_parts(cfg)[:2]
+        warm = _warm_start(*warm_parts, init_from)
     cache = out / "corpus.npz"
     if corpus is None and cache.exists():
         z = np.load(cache, allow_pickle=False)
@@ -237,9 +248,14 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
                       float(t.get("p_irregular_mask", 0.15)), float(cfg.get("distance_clip", 8.0)))
     torch.manual_seed(seed)
     unet, menc, noise_sched = build_morph_parts(cfg)
+    if warm_parts:
+        unet.load_state_dict(warm_parts[0].state_dict())
+        menc.load_state_dict(warm_parts[1].state_dict())
     module, opt, sched, ema, params = _prepare(acc, DenoiserTrainModule(unet, menc), t, lr, steps, weight_decay=1e-2,
                                                min_lr_ratio=0.05, ema_decay=0.999)
     state = dict(kind="morph", config=cfg, seed=seed, batch=batch, steps=steps, lr=lr, world=acc.num_processes)
+    if warm:
+        state["init_from"] = warm
     start, run, sampler = _resume("morph", ck, out, acc, state, progress, len(ds), batch, seed, steps)
     p_drop, p_uncond = float(t.get("metric_dropout", 0.15)), float(t.get("p_uncond", 0.1))
     gamma = t.get("min_snr_gamma", 5.0)
@@ -280,13 +296,55 @@ def train_morphology(out, config="morph", steps=None, batch=None, lr=None, seed=
         prov = _provenance(state, {}, acc)
         prov["corpus"] = {"synthetic": len(ds.syn), "real": [corpus[i]["name"] for i in ds.real]}
         prov["train_seconds_this_run"] = round(seconds, 1)
+        if warm:
+            prov["init_from"] = warm
         save_model(out, unet=m.unet, metric_encoder=m.metric_encoder, scheduler=noise_sched, info={
             "space": "pixel", "patch": cfg["patch"], "representation": cfg["representation"],
             "distance_clip": cfg.get("distance_clip", 8.0), "grain_size_range_cells": cfg["grain_size_range_cells"],
-            "grain_size_statistic": "median ECD", "ema": True, "config": cfg, "provenance": {"morph": prov}})
+            "grain_size_statistic": "median ECD", "ema": True, "config": cfg, "provenance": {"morph": prov},
+            **_inherited_sampling(warm)})
         ema.restore(params)
     acc.wait_for_everyone()
     return result
+
+
+def _warm_start(unet, menc, folder) -> dict:
+    """Load a model folder's UNet and metric-encoder weights into freshly built parts; returns what
+    the provenance records about the source (its path and its own training record)."""
+    from ..models.ldm import load_model, read_info
+
+    folder = Path(folder)
+    try:
+        info = read_info(folder)
+        src = load_model(folder, parts=("unet", "metric_encoder"))
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"--init-from {folder}: not a readable model folder ({e})") from None
+    if src.unet is None or src.metric_encoder is None:
+        raise InputError(f"--init-from {folder}: no unet/ and metric_encoder/ there; give a morphology model folder")
+    try:
+        unet.load_state_dict(src.unet.state_dict())
+        menc.load_state_dict(src.metric_encoder.state_dict())
+    except RuntimeError:
+        raise InputError(f"--init-from {folder}: its network differs from the config's; pass the config "
+                         "it was trained with (--config)") from None
+    return {"folder": str(folder), "steps": (info.get("training") or {}).get("steps")
+            or (info.get("provenance", {}).get("morph") or {}).get("steps_done"),
+            "train_seconds": (info.get("training") or {}).get("train_seconds")}
+
+
+def _inherited_sampling(warm) -> dict:
+    """A warm-started model keeps its source's sampler settings (steps, resampling, guidance) as
+    its defaults: they were chosen for the same network, and a fine-tune should not silently fall
+    back to the package defaults. Empty when there is no source or it is gone."""
+    from ..models.ldm import read_info
+
+    if not warm:
+        return {}
+    try:
+        sampling = read_info(Path(warm["folder"])).get("sampling")
+    except (OSError, ValueError):
+        return {}
+    return {"sampling": sampling} if sampling else {}
 
 
 def export_checkpoint(checkpoint, out) -> Path:
@@ -313,8 +371,11 @@ def export_checkpoint(checkpoint, out) -> Path:
             p.copy_(s)
     prov = {"kind": "morph", "steps_done": st["step"], "of_steps": st["steps"], "batch": st["batch"],
             "exported_from_checkpoint": ck.name}
+    if st.get("init_from"):
+        prov["init_from"] = st["init_from"]
     save_model(out, unet=unet, metric_encoder=menc, scheduler=noise_sched, info={
         "space": "pixel", "patch": cfg["patch"], "representation": cfg["representation"],
         "distance_clip": cfg.get("distance_clip", 8.0), "grain_size_range_cells": cfg["grain_size_range_cells"],
-        "grain_size_statistic": "median ECD", "ema": True, "config": cfg, "provenance": {"morph": prov}})
+        "grain_size_statistic": "median ECD", "ema": True, "config": cfg, "provenance": {"morph": prov},
+        **_inherited_sampling(st.get("init_from"))})
     return Path(out)
