@@ -317,8 +317,9 @@ def _warm_start(unet, menc, folder) -> dict:
     try:
         info = read_info(folder)
         src = load_model(folder, parts=("unet", "metric_encoder"))
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"--init-from {folder}: not a readable model folder ({e})") from None
+    except Exception as e:  # missing, corrupt or truncated files; as `extend --model` reports them
+        why = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) else type(e).__name__
+        raise InputError(f"--init-from {folder}: not a readable model folder ({why})") from None
     if src.unet is None or src.metric_encoder is None:
         raise InputError(f"--init-from {folder}: no unet/ and metric_encoder/ there; give a morphology model folder")
     try:
