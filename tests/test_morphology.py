@@ -321,6 +321,28 @@ def test_lite_config_costs_under_a_third_of_morph_per_window():
     assert 0.8 < n_lite / n_full < 1.2  # cheaper by shape, not by fewer weights
 
 
+def test_shipped_lite_folder_is_the_lite_network_with_the_default_sampler():
+    """pretrained/morph-lite was evaluated with the default folder's sampler settings and is offered
+    for its speed: it must load through the CLI loader as the morph-lite config's network, sample like
+    the default, and keep the known half of a window exact."""
+    from infinityebsd.cli.generate import DEFAULT_MODEL, load_pipeline
+    from infinityebsd.models.ldm import read_info
+    from infinityebsd.models.morph import load_morph_config
+
+    lite_dir = DEFAULT_MODEL.parent / "morph-lite"
+    pipe = load_pipeline(str(lite_dir), "cpu", precision="fp32")
+    want = load_morph_config("morph-lite")["unet"]
+    assert list(pipe.model.unet.config.block_out_channels) == want["block_out_channels"]
+    assert list(pipe.model.unet.config.down_block_types) == want["down_block_types"]
+    assert read_info(lite_dir)["sampling"] == read_info(DEFAULT_MODEL)["sampling"]
+    lab = grain_growth_labels((64, 64), 10, rng=2, workers=1)
+    known = np.zeros((1, 64, 64), bool)
+    known[0, :, :32] = True
+    kf = pipe.known_field(lab, known[0])[None]
+    out = pipe(kf, known, np.full((8, 1024), np.nan, np.float32), seeds=[0], steps=4, resample=1)
+    assert np.array_equal(out[:, 0][known], kf[:, 0][known]) and np.isfinite(out).all()
+
+
 def test_inference_window_fits_the_canvas():
     from infinityebsd.pipeline.morph_extend import fit_window
 
