@@ -984,3 +984,113 @@ def test_cut_relaxation_moves_the_cuts_and_holds_small_neighbours():
         assert np.all(out[cut == g] == to[g])
     moved = sum(int((out[cut == h] != to[h]).sum()) for h in halves)
     assert moved > 0.02 * np.isin(cut, halves).sum()
+
+
+def test_split_elongated_halves_only_the_excess_of_elongated_grains_across_their_long_axis():
+    """Squares (inertia ratio 1) with some 8x32 rectangles (16) against an equiaxed target: as many
+    rectangles as exceed the binomial bound at the target's 95th inertia-ratio percentile are cut in
+    two 8x16 halves (inertia ratio 4, the cut across the long axis), the most elongated first; a
+    protected rectangle (the input's) and a map of squares are left as they are."""
+    from infinityebsd.data.shape_reference import assume_equiaxed, equiaxed_rows
+    from infinityebsd.metrics import METRIC_NAMES, grain_table
+    from infinityebsd.pipeline.morph_extend import _quantile_of, split_elongated
+
+    width = equiaxed_rows()["inertia_ratio"].size
+    cond = assume_equiaxed(np.full((len(METRIC_NAMES), width), np.nan, np.float32))[0]
+    t95 = _quantile_of(cond, "inertia_ratio", 0.95)
+    assert 2.0 < t95 < 16.0 / 4 * 2  # the reference's tail lies between the halves' 4 and the bars' 16
+    squares = _squares((256, 256), 8)
+    same, n0 = split_elongated(squares, np.zeros(squares.shape, bool), cond)
+    assert n0 == 0 and np.array_equal(same, squares)
+    # every second 32x32 block of the upper half becomes four horizontal 8x32 bars
+    r, c = np.indices(squares.shape)
+    bar = (r < 128) & ((c // 32) % 2 == 0)
+    lab = np.where(bar, 10_000 + (r // 8) * 8 + c // 32, squares)
+    _, lab = np.unique(lab, return_inverse=True)
+    lab = lab.reshape(squares.shape)
+    protected = np.zeros(lab.shape, bool)
+    protected[0:8, 0:32] = True  # the first bar is the input's
+    out, n = split_elongated(lab, protected, cond)
+    t = grain_table(lab, np.tile([1.0, 0, 0, 0], (int(lab.max()) + 1, 1)))
+    gen = np.ones(t.n, bool)
+    gen[np.unique(lab[protected])] = False
+    m = int(gen.sum())
+    n_over = int((gen & (t.inertia_ratio > t95)).sum())
+    assert n == n_over - np.ceil(m * 0.05 + 2 * np.sqrt(m * 0.05 * 0.95)) > 0
+    after = grain_table(out, np.tile([1.0, 0, 0, 0], (int(out.max()) + 1, 1)))
+    assert after.n == t.n + n
+    # the halves are 8x16 (inertia ratio (16^2 - 1 + 1) / (8^2) = 4 with the cells' own extent)
+    halves = np.isclose(after.inertia_ratio, 4.0, atol=0.05) & (after.area == 128)
+    assert halves.sum() == 2 * n
+    assert np.array_equal(out[protected], np.full(protected.sum(), out[0, 0]))  # the input's bar whole
+    assert np.bincount(out.ravel())[out[0, 0]] == 256
+    # a target measured on 19 whole grains has no 95th percentile to speak of: nothing is cut
+    few, n_few = split_elongated(lab, protected, cond, n_target=19)
+    assert n_few == 0 and np.array_equal(few, lab)
+    assert split_elongated(lab, protected, cond, n_target=20)[1] == n
+
+
+def test_equiaxed_shape_prior_shrinks_a_few_round_grains_shape_and_keeps_an_elongated_one():
+    """The inertia-ratio row measured on an input of n whole equiaxed grains becomes
+    n/(n + 20) of itself plus 20/(n + 20) of the equiaxed reference; other rows are unchanged, and an
+    input of elongated grains keeps its row."""
+    from infinityebsd.data.shape_reference import equiaxed_rows
+    from infinityebsd.metrics import METRIC_NAMES, conditioning_tensor, edge_corrected_distributions, grain_table
+    from infinityebsd.pipeline.morph_extend import equiaxed_shape_prior
+
+    k = METRIC_NAMES.index("inertia_ratio")
+    for lab, n_expected, elongated in ((_squares((48, 48), 12, (6, 6)), 9, False),
+                                       (np.indices((96, 96))[0] // 8 * 4 + np.indices((96, 96))[1] // 32, None, True)):
+        lab = np.unique(lab, return_inverse=True)[1].reshape(lab.shape)
+        q = np.tile([1.0, 0, 0, 0], (int(lab.max()) + 1, 1))
+        t = grain_table(lab, q)
+        n = int((~t.border).sum())
+        cond = conditioning_tensor(edge_corrected_distributions(t, lab))
+        out = equiaxed_shape_prior(cond, lab, n)
+        others = [i for i in range(len(METRIC_NAMES)) if i != k]
+        np.testing.assert_array_equal(np.nan_to_num(out[others], nan=-1), np.nan_to_num(cond[others], nan=-1))
+        if elongated:
+            np.testing.assert_array_equal(out[k], cond[k])
+        else:
+            assert n == n_expected
+            w = n / (n + 20)
+            np.testing.assert_allclose(out[k], w * cond[k] + (1 - w) * equiaxed_rows()["inertia_ratio"], rtol=1e-6)
+
+
+def test_cut_continued_cuts_an_input_grain_carried_on_too_far_and_keeps_its_input_cells():
+    """8-cell squares against a target of 8-cell squares; an input grain (its first square inside the
+    fixed box) continued over six more squares is cut into pieces of the mean area: the piece holding
+    its input cells keeps its label and about one square, the others become new grains without input
+    cells; input grains within the bound and generated grains are left as they are."""
+    from skimage.measure import label as cc_label
+
+    from infinityebsd.metrics import conditioning_tensor
+    from infinityebsd.pipeline.morph_extend import cut_continued
+
+    ecd = 2 * np.sqrt(64 / np.pi)
+    cond = conditioning_tensor({"size": (np.array([ecd - 0.5, ecd + 0.5]), np.array([1.0]))})
+    squares = np.unique(_squares((64, 64), 8), return_inverse=True)[1].reshape(64, 64)
+    fixed = np.zeros(squares.shape, bool)
+    fixed[:16, :16] = True
+    same, n0 = cut_continued(squares, fixed, cond)
+    assert n0 == 0 and np.array_equal(same, squares)
+    lab = squares.copy()
+    g = lab[0, 8]
+    lab[:8, 8:] = g  # the input's square at (0, 8) carried on to the right edge: 7 squares, 448 cells
+    out, n = cut_continued(lab, fixed, cond)
+    assert n == 1
+    assert np.array_equal(out[fixed], lab[fixed])  # the input's cells never change
+    keep = out == g
+    assert keep[:8, 8:16].all() and 64 <= keep.sum() <= 128
+    cut_off = np.unique(out[:8, 8:][~keep[:8, 8:]])
+    assert len(cut_off) >= 4 and not np.isin(cut_off, out[fixed]).any()
+    assert not np.isin(cut_off, lab[lab != g]).any()  # new labels, not a neighbour's
+    np.testing.assert_array_equal(out[8:], lab[8:])  # everything else as it was
+    assert cc_label(out + 1, connectivity=1).max() == len(np.unique(out))  # every grain one piece
+    # the bound is the largest inside part of a cut grain: an input whose band of eight squares shows
+    # 448 of its cells inside says such outside parts happen, and nothing is cut
+    lab2, fixed2 = lab.copy(), fixed.copy()
+    lab2[16:24] = lab2[16, 0]
+    fixed2[16:24, :56] = True
+    same2, n2 = cut_continued(lab2, fixed2, cond)
+    assert n2 == 0 and np.array_equal(same2, lab2)

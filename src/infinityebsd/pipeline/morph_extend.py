@@ -12,7 +12,10 @@ The steps, each a function:
 4. :func:`finish` — back to the output grid (boundaries follow the generated field's valleys, not
    the staircase of a nearest-neighbour resize), the input pasted back exactly, a thin rim beyond
    the input border given back to the cut grains where the network drew a boundary right at the
-   border (:data:`CONTINUATION_RIM`), grains under the minimum area merged into a neighbour, and
+   border (:data:`CONTINUATION_RIM`), grains under the minimum area merged into a neighbour, the
+   size and shape rules held against the target (a shape read off a few input grains shrunk towards
+   equiaxed growth's: :func:`equiaxed_shape_prior`; input grains carried on too far cut:
+   :func:`cut_continued`; excess giants, specks and elongated grains cut or merged), and
    orientations: input grains keep theirs (a grain cut by
    the input border keeps its orientation across it), new grains get theirs from matching
    crystallography against the target's grain orientations and boundary disorientations.
@@ -39,7 +42,7 @@ from ..errors import InputError
 from ..io import EBSDMap
 from ..metrics import METRIC_NAMES, axis_values, conditioning_tensor, edge_corrected_distributions, grain_table
 from .crystallography import orientations_for_labels
-from .growth import counted_size, input_continuation, input_targets, relax
+from .growth import CV_PRIOR_GRAINS, counted_size, input_continuation, input_targets, relax
 from .morph import segment_window
 from .planner import Plan, make_plan, place_input
 from .result import Result, clean_input
@@ -73,6 +76,13 @@ SPLIT_TAIL_AFTER = True
 which widen the size distribution again (4× extension: largest grain 1.67 → 1.22× the truth's,
 coordination W1/σ 0.19 → 0.15; bench/RESULTS.md). Its cuts are relaxed with those of
 :func:`split_to_count` (4× synth-d24, seeds 0–2: inertia ratio 0.19 → 0.13)."""
+
+CUT_CONTINUED = True
+"""Apply :func:`cut_continued` on the output grid before :func:`split_to_count` (inputs whose grains
+are equiaxed, :func:`.growth.input_targets`)."""
+
+SPLIT_ELONGATED = True
+"""Apply :func:`split_elongated` on the output grid after the tail split, its cuts relaxed with the others."""
 
 MERGE_HEAD = True
 """Apply :func:`merge_head` on the output grid before :func:`split_to_count`, with the target read
@@ -284,7 +294,10 @@ def prepare(size, patch: int, size_range, input_map: EBSDMap | None = None, cond
         gq = np.tile([1.0, 0.0, 0.0, 0.0], (int(gl.max()) + 1, 1))
         scaled = f != 1.0 or sr != 1.0
         gt = grain_table(gl, gq) if scaled else table
-        model_cond = conditioning_tensor(edge_corrected_distributions(gt, gl if scaled else g.labels))
+        gl_used = gl if scaled else g.labels
+        # the shape few whole grains show is shrunk towards equiaxed growth's (equiaxed_shape_prior)
+        model_cond = equiaxed_shape_prior(conditioning_tensor(edge_corrected_distributions(gt, gl_used)), gl_used,
+                                          int((~np.asarray(gt.border, bool)).sum()))
     else:
         model_cond = rescale_cond(cond, f)
     return Prepared(size=(R, C), grid=(Rs, Cs), f=f, cond=np.asarray(cond, np.float32), model_cond=model_cond,
@@ -537,7 +550,8 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     times the input's largest. Such a grain is cut into pieces of the target's mean grain area by
     k-means of its cell positions (compact pieces meeting at triple junctions, as in a Voronoi
     tessellation). Grains with a ``protected`` cell (the input's) are left
-    as they are. ``cond`` is the target at the scale of ``labels``. Returns (labels, grains split).
+    as they are (:func:`cut_continued` bounds those). ``cond`` is the target at the scale of ``labels``.
+    Returns (labels, grains split).
     """
     mu, sig = lognormal_of_cond(cond)
     lab = np.asarray(labels)
@@ -553,6 +567,20 @@ def split_oversized(labels: np.ndarray, protected: np.ndarray, cond, seed: int =
     if len(big) == 0:
         return lab, 0
     return _split_grains(lab, big, [max(2, int(round(area[g] / piece))) for g in big], seed), len(big)
+
+
+def _split_keeping_protected(lab: np.ndarray, grains, pieces, protected: np.ndarray, seed: int = 0) -> np.ndarray:
+    """:func:`_split_grains`, after which the pieces holding a ``protected`` cell go back to their
+    grain's label and the others become grains of their own."""
+    cut = _split_grains(lab, grains, pieces, seed)
+    flat = lab.ravel()
+    cells = np.flatnonzero(np.isin(flat, np.asarray(grains)))
+    uniq, inv = np.unique(cut.ravel()[cells], return_inverse=True)
+    has = np.bincount(inv, weights=protected.ravel()[cells].astype(np.float64), minlength=len(uniq)) > 0
+    new = int(cut.max()) + 1 + np.cumsum(~has) - 1
+    out = cut.ravel().copy()
+    out[cells] = np.where(has[inv], flat[cells], new[inv])
+    return out.reshape(lab.shape)
 
 
 def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
@@ -589,6 +617,52 @@ def _split_grains(lab: np.ndarray, grains, pieces, seed: int = 0) -> np.ndarray:
         lab.ravel()[cells] = np.where(a == 0, g, nxt + a - 1)
         nxt += k - 1
     return lab
+
+
+CONTINUED_QUANTILE = 0.99
+"""Size quantile of the target above which :func:`cut_continued` cuts an input grain's continuation."""
+
+
+def cut_continued(labels: np.ndarray, fixed: np.ndarray, cond, seed: int = 0,
+                  q: float = CONTINUED_QUANTILE, keep: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Cut input grains whose generated part is larger than any part of a cut grain the input shows.
+
+    The network continues a grain cut by the input border, as it should, but sometimes far too far:
+    on a 4× extension of a 16-cell grain-growth map the three largest grains of the output, 1.5-1.7×
+    the truth's largest, were input grains with 1560-1650 generated cells each (the truth's largest
+    cut grain: 700 cells in all). The size rules for generated grains (:func:`split_oversized`,
+    :func:`split_tail`, :func:`split_to_count`) must leave a grain holding input cells alone.
+
+    The bound: the border splits each grain it crosses into an inside and an outside part, and the
+    statistics of the two sides are the same (nothing tells the border's two sides apart but where
+    the input happened to be cut), so the largest outside part is about as large as the largest
+    inside part the input shows; the target's ``q`` size quantile (as an area) when that is larger.
+    A grain of a target's tail is therefore kept: real maps' cut grains (twinned nickel) are far
+    larger than their whole grains' quantiles, because the larger a grain the likelier a border cuts
+    it, and their inside parts say so. The argument needs compact grains: :func:`finish` applies it
+    to equiaxed inputs only. Each grain over the bound is cut by k-means into
+    pieces of the target's mean area (:func:`_split_grains`); the pieces holding input cells keep its
+    label (the input never changes), the others become grains of their own; so do the pieces holding
+    a ``keep`` cell (default: the ``fixed`` ones), which lets the rim of cells given back to each cut
+    grain next to the border stay with it. ``cond`` is the target at the scale of ``labels``. Returns
+    (labels, grains cut)."""
+    d_q = _quantile_of(cond, "size", q)
+    lab = np.asarray(labels)
+    if not np.isfinite(d_q) or not fixed.any():
+        return lab, 0
+    area = np.bincount(lab.ravel())
+    inside = np.bincount(lab[fixed].ravel(), minlength=len(area))
+    outside = area - inside
+    cut = (inside > 0) & (outside > 0)
+    if not cut.any():
+        return lab, 0
+    bound = max(np.pi / 4 * d_q ** 2, float(inside[cut].max()))
+    held = np.flatnonzero(cut & (outside > bound))
+    if len(held) == 0:
+        return lab, 0
+    a_mean = expected_grain_area(cond)
+    pieces = [max(2, int(round(area[g] / a_mean))) for g in held]
+    return _split_keeping_protected(lab, held, pieces, fixed if keep is None else fixed | keep, seed), len(held)
 
 
 def _grain_moments(lab: np.ndarray, grains: np.ndarray):
@@ -650,6 +724,52 @@ def split_tail(labels: np.ndarray, protected: np.ndarray, cond, seed: int = 0,
         return lab, 0
     big = over[np.argsort(-area[over], kind="stable")][:excess]
     return _split_grains(lab, big, [2] * len(big), seed), len(big)
+
+
+SHAPE_QUANTILE = 0.95
+"""Upper inertia-ratio quantile of the target above which :func:`split_elongated` checks for excess
+grains."""
+
+
+def _inertia_ratios(lab: np.ndarray, grains: np.ndarray) -> np.ndarray:
+    """λmax/λmin of each of ``grains`` (sorted labels), as :func:`~infinityebsd.metrics.table.grain_table`
+    computes it (the cells' own extent included)."""
+    *_, n, irr, icc, irc = _grain_moments(lab, grains)
+    irr, icc = irr + n / 12.0, icc + n / 12.0
+    half, disc = (irr + icc) / 2, np.sqrt(((irr - icc) / 2) ** 2 + irc ** 2)
+    return (half + disc) / np.maximum(half - disc, 1e-12)
+
+
+def split_elongated(labels: np.ndarray, protected: np.ndarray, cond, q: float = SHAPE_QUANTILE,
+                    min_area: int = 2 * MIN_AREA, n_target: int | None = None) -> tuple[np.ndarray, int]:
+    """Halve the most elongated generated grains, across their long axis, while more of them exceed
+    the target's ``q`` inertia-ratio quantile than a sample of the target distribution would
+    (binomial mean + 2 SD): the shape counterpart of :func:`split_tail`.
+
+    Where the network leaves a faint boundary between two compact basins the segmentation keeps them
+    as one lens-shaped grain; the smaller network (``morph-lite``) does this more often, and on a 4×
+    extension of equiaxed grain growth its 90th-percentile inertia ratio was 4.6 against the truth's
+    3.1. An elongated target has a long tail of its own, so the rule rarely fires there. Only grains
+    of at least ``min_area`` cells are cut (both halves stay above the minimum grain area); grains
+    with a ``protected`` cell are left as they are. ``n_target``: the number of whole grains the
+    target was measured on (None: a metrics target); under ``1 / (1 - q)`` of them (20) its 95th
+    percentile means nothing and nothing is cut, as in :func:`merge_head` (the twinned nickel map's 12:
+    cutting made its inertia-ratio W1/σ 0.31 → 0.36 at 2×). Returns (labels, grains halved)."""
+    t_q = _quantile_of(cond, "inertia_ratio", q)
+    lab = np.asarray(labels)
+    if not np.isfinite(t_q) or (n_target is not None and n_target * (1 - q) < 1):
+        return lab, 0
+    area, gen = _generated(lab, protected)
+    cand = np.flatnonzero(gen & (area >= min_area))
+    if len(cand) == 0:
+        return lab, 0
+    ratio = _inertia_ratios(lab, cand)
+    over = cand[ratio > t_q]
+    excess = _beyond_binomial(len(over), int(gen.sum()), 1 - q)
+    if excess <= 0:
+        return lab, 0
+    worst = over[np.argsort(-ratio[ratio > t_q], kind="stable")][:excess]
+    return _halve_grains(lab, np.sort(worst)), len(worst)
 
 
 HEAD_QUANTILE = 0.05
@@ -834,8 +954,30 @@ def output_target(prep: Prepared) -> tuple[np.ndarray, int | None]:
     Returns (target, the number of whole grains it rests on, or None without an input)."""
     if prep.input_labels is not None:
         t = grain_table(prep.input_labels, prep.input_quat)
-        return conditioning_tensor(edge_corrected_distributions(t, prep.input_labels)), int((~t.border).sum())
+        n_whole = int((~t.border).sum())
+        return equiaxed_shape_prior(conditioning_tensor(edge_corrected_distributions(t, prep.input_labels)),
+                                    prep.input_labels, n_whole), n_whole
     return assume_equiaxed(prep.cond)[0], None
+
+
+def equiaxed_shape_prior(cond, in_labels: np.ndarray, n_whole: int) -> np.ndarray:
+    """``cond`` (measured on an input) with its inertia-ratio row shrunk towards the equiaxed reference
+    (:mod:`~infinityebsd.data.shape_reference`) by ``n_whole : CV_PRIOR_GRAINS`` when the input's grains
+    are not elongated (:func:`.growth.input_targets`), as the growth shrinks a measured CV.
+
+    A shape distribution from a few whole grains is mostly noise: the 96² centre of a 24-cell
+    grain-growth map holds 6, whose Miles–Lantuéjoul-weighted median inertia ratio is 3.7 against
+    the whole map's 1.8, and the cuts of :func:`split_to_count`, aimed at that median, drew
+    lens-shaped grains all over the 4× extension. An elongated input keeps its own row: its shape is
+    what the extension must carry on."""
+    out = np.array(cond, dtype=np.float32, copy=True)
+    k = METRIC_NAMES.index("inertia_ratio")
+    if not np.all(np.isfinite(out[k])) or input_targets(in_labels)["aspect"] != 1.0:
+        return out
+    ref = assume_equiaxed(np.full_like(out, np.nan))[0][k]
+    w = n_whole / (n_whole + CV_PRIOR_GRAINS)
+    out[k] = w * out[k] + (1 - w) * ref
+    return out
 
 
 def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area: int = MIN_AREA, log=None):
@@ -866,6 +1008,7 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
     else:
         out = labels.copy()
     fixed = np.zeros((R, C), bool)
+    rim_cells = None
     known_euler = np.zeros((R, C, 3))
     if prep.box is not None:
         r0, c0, h, w = prep.box
@@ -879,6 +1022,7 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         # grain sizes (growth.continuation). Where the network did continue a grain it is unchanged.
         rim = input_continuation((R, C), prep.box, prep.input_labels, cap=CONTINUATION_RIM)
         out[rim >= 0] = rim[rim >= 0]
+        rim_cells = rim >= 0
     # a generated cell must not join an input grain it does not touch: split disconnected pieces
     out = cc_label(out + 1, connectivity=1, background=0) - 1
     out = _merge_small(out, fixed, min_area)
@@ -906,15 +1050,23 @@ def finish(prep: Prepared, plan: Plan, work: LabelWork, seed: int = 0, min_area:
         if SPLIT_TO_COUNT:
             pre = out
             target, n_whole = output_target(prep)
-            n_merged = 0
+            n_merged = n_held = 0
+            if CUT_CONTINUED and prep.input_labels is not None and t["aspect"] == 1.0:
+                # only for equiaxed inputs: a lath the border crosses at a slant goes on much further
+                # outside than any inside part shows (316L at 2×: three of the truth's laths cut)
+                out, n_held = cut_continued(out, fixed, target, seed, keep=rim_cells)
+                if n_held:  # the pieces cut off are generated grains now
+                    pin = np.isin(out, np.unique(out[fixed]))
             if MERGE_HEAD:
                 out, n_merged = merge_head(out, pin, target, n_target=n_whole)
             out, n_cut = split_to_count(out, pin, grid_target, seed,
                                         inertia=_median_of(target, "inertia_ratio"), area_mean=a_mean)
-            n_tail = 0
+            n_tail = n_long = 0
             if SPLIT_TAIL_AFTER:
                 out, n_tail = split_tail(out, pin, grid_target, seed)
-            if (n_cut or n_merged or n_tail) and SPLIT_RELAX > 0:
+            if SPLIT_ELONGATED:
+                out, n_long = split_elongated(out, pin, target, n_target=n_whole)
+            if (n_cut or n_merged or n_tail or n_long or n_held) and SPLIT_RELAX > 0:
                 out = _relax_cuts(pre, out, pin, t, seed)
         elif SPLIT_TAIL_AFTER:
             out, _ = split_tail(out, pin, grid_target, seed)
