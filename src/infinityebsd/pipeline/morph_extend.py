@@ -731,15 +731,6 @@ SHAPE_QUANTILE = 0.95
 grains."""
 
 
-def _inertia_ratios(lab: np.ndarray, grains: np.ndarray) -> np.ndarray:
-    """λmax/λmin of each of ``grains`` (sorted labels), as :func:`~infinityebsd.metrics.table.grain_table`
-    computes it (the cells' own extent included)."""
-    *_, n, irr, icc, irc = _grain_moments(lab, grains)
-    irr, icc = irr + n / 12.0, icc + n / 12.0
-    half, disc = (irr + icc) / 2, np.sqrt(((irr - icc) / 2) ** 2 + irc ** 2)
-    return (half + disc) / np.maximum(half - disc, 1e-12)
-
-
 def split_elongated(labels: np.ndarray, protected: np.ndarray, cond, q: float = SHAPE_QUANTILE,
                     min_area: int = 2 * MIN_AREA, n_target: int | None = None) -> tuple[np.ndarray, int]:
     """Halve the most elongated generated grains, across their long axis, while more of them exceed
