@@ -69,7 +69,8 @@ def main(argv=None):
     ap.add_argument("--from-checkpoint", type=Path, help="export this checkpoint instead of training")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes (same batches with any number)")
     ap.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
-                    help="default: no on CPU, bf16 on a GPU")
+                    help="default: bf16 autocast on a GPU and on a CPU with native bf16, no elsewhere "
+                         "(the shipped weights were trained in fp32)")
     ap.add_argument("--no-calibrate", action="store_true", help="export without calibrating the decoder")
     sw = ap.add_argument_group("config overrides (the noise-schedule sweep in bench/RESULTS.md, stop 25)")
     sw.add_argument("--prediction-type", choices=["v_prediction", "epsilon"])

@@ -514,3 +514,33 @@ def test_defaults_and_shapes_come_from_one_place(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(json.dumps(cfg))
     assert ldm.load_config(p)["representation"] == rep.DEFAULT
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    # Accelerate keeps one precision per process; these tests set up several, so start and end clean
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_training_computes_in_bf16_only_where_the_cpu_does(native, monkeypatch, fresh_accelerate_state):
+    """The default precision of CPU training: bf16 autocast where the CPU has bf16 instructions (the
+    forward pass then yields bfloat16 activations, the weights stay fp32), plain fp32 elsewhere,
+    where bf16 would be emulated."""
+    from infinityebsd.train import trainer
+
+    monkeypatch.setattr(trainer, "cpu_native_bf16", lambda: native)
+    acc = trainer._make_accelerator(None, cpu=True)
+    conv = torch.nn.Conv2d(2, 3, 3)
+    x = torch.randn(1, 2, 6, 6, generator=torch.Generator().manual_seed(0))
+    with acc.autocast():
+        y = conv(x)
+    assert y.dtype == (torch.bfloat16 if native else torch.float32)
+    assert conv.weight.dtype == torch.float32
+    ref = conv(x)  # outside autocast: fp32, which bf16's 8 significant bits approximate
+    torch.testing.assert_close(y.float(), ref, rtol=2e-2, atol=2e-2)
+    assert native != torch.equal(y.float(), ref)

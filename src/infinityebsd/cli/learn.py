@@ -31,7 +31,8 @@ _CKPT = click.option("--checkpoint-every", type=click.IntRange(1), default=500, 
 _WORKERS = click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
                         help="DataLoader worker processes.")
 _PREC = click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None,
-                     help="Default: bf16 on a GPU, none on the CPU.")
+                     help="Default: bf16 autocast on a GPU and on a CPU with native bf16 (AVX-512 BF16 or "
+                          "AMX), none on other CPUs.")
 _CPU = click.option("--cpu", is_flag=True, help="Train on the CPU even if a GPU is present.")
 
 

@@ -24,6 +24,7 @@ import torch
 from ..data.representation import MORPHOLOGY_CHANNELS, decode_morphology, encode_morphology
 from ..errors import InputError
 from ..models.morph import check_pixel_model, morph_drop, morph_input
+from ..models.precision import cpu_native_bf16 as _cpu_bf16
 
 SAMPLERS = ("ddim", "dpm", "pndm")
 DEFAULT_SAMPLING = {"sampler": "ddim", "steps": 25, "resample": 2, "overlap": 0.5, "guidance": 1.0,
@@ -39,23 +40,6 @@ convolutional, so a larger window covers the canvas with fewer overlapping cells
 """``ddim``: deterministic DDIM with known-region replacement and RePaint resampling (the default);
 ``dpm`` and ``pndm``: diffusers' multistep solvers with known-region replacement only (their
 multistep state does not survive jumps back in time)."""
-
-
-def _cpu_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX BF16).
-
-    Not oneDNN's ``_is_mkldnn_bf16_supported``: that also says yes on plain AVX-512, where bf16 is
-    emulated and the UNet runs about 2.6x slower per call than in fp32, whole jobs 2.1x (measured
-    on a 2-core Xeon without AVX-512 BF16, bench/RESULTS.md). Unknown CPUs count as not native, so ``auto`` keeps fp32."""
-    cpu = getattr(torch, "cpu", None)
-    try:
-        caps = cpu.get_capabilities()
-        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-    except Exception:  # older torch: the private probes, else not native
-        try:
-            return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
-        except Exception:
-            return False
 
 
 class MorphPipeline:
