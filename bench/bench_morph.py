@@ -68,7 +68,8 @@ def crop_extend(pipe, truth, seed, sampler, steps, resample, overlap=0.5):
 def main():
     from infinityebsd.data.synth import synth_map
     from infinityebsd.models.ldm import load_model
-    from infinityebsd.pipeline.morph import MorphPipeline, _cpu_bf16, calibrate_decoder
+    from infinityebsd.models.precision import cpu_native_bf16
+    from infinityebsd.pipeline.morph import MorphPipeline, calibrate_decoder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -99,7 +100,7 @@ def main():
     else:
         pipe, gpu = MorphPipeline(load_model(a.model), folder=a.model, precision=precisions[0]), ""
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, native bf16: {_cpu_bf16()}; model {a.model} "
+          f"{torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_native_bf16()}; model {a.model} "
           f"in {pipe.dtype}")
     if not a.skip_samplers:
         truths = [synth_map((a.size, a.size), d, seed=900 + k, workers=1) for k, d in

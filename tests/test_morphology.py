@@ -229,7 +229,7 @@ def test_auto_precision_is_bf16_only_where_the_cpu_flags_say_native():
     import re
     import subprocess
 
-    from infinityebsd.pipeline.morph import _cpu_bf16
+    from infinityebsd.models.precision import cpu_native_bf16
 
     flags = set()
     try:
@@ -240,7 +240,7 @@ def test_auto_precision_is_bf16_only_where_the_cpu_flags_say_native():
         if platform.machine() in ("x86_64", "AMD64"):
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.leaf7_features"], capture_output=True, text=True)
             flags = {"avx512_bf16"} if "AVX512BF16" in out.stdout.upper() else set()
-    assert _cpu_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert cpu_native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 @pytest.mark.parametrize("gamma", [5.0, None])

@@ -24,7 +24,7 @@ import torch
 from ..data.representation import MORPHOLOGY_CHANNELS, decode_morphology, encode_morphology
 from ..errors import InputError
 from ..models.morph import check_pixel_model, morph_drop, morph_input
-from ..models.precision import cpu_native_bf16 as _cpu_bf16
+from ..models.precision import cpu_native_bf16
 
 SAMPLERS = ("ddim", "dpm", "pndm")
 DEFAULT_SAMPLING = {"sampler": "ddim", "steps": 25, "resample": 2, "overlap": 0.5, "guidance": 1.0,
@@ -59,7 +59,7 @@ class MorphPipeline:
         # on this project's CPU, with the same extension figures (bench/RESULTS.md); elsewhere bf16
         # is emulated and slower, so "auto" keeps fp32 there ("bf16" forces it)
         if device.type == "cpu" and dtype == torch.float32 and (
-                precision == "bf16" or (precision == "auto" and _cpu_bf16())):
+                precision == "bf16" or (precision == "auto" and cpu_native_bf16())):
             dtype = torch.bfloat16
         self.model = model.to(device, None if dtype == torch.float32 else dtype)
         self.device, self.dtype = device, dtype

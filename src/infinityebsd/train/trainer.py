@@ -1,7 +1,8 @@
 """Training of the VAE and the metric-conditioned inpainting UNet with Hugging Face Accelerate.
 
 One code path from a laptop CPU to many GPUs: Accelerate places the models, runs bf16 autocast on GPUs
-(and on CPUs with native bf16) and wraps them for distributed data parallel when started with ``accelerate launch``.
+(and on CPUs with native bf16) and wraps them for distributed data parallel when started with
+``accelerate launch``.
 
 Exact resumption. Every random choice of a step (which items, the masks, the timesteps, the noise,
 the dropped metrics, the VAE posterior sample) is drawn from generators seeded by
